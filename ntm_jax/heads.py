@@ -1,0 +1,85 @@
+"""Head parameters: splitting and constraining the controller's head outputs.
+
+One affine map from the controller output produces every head's raw
+parameters at once; `split_head_outputs` cuts that vector and applies the
+constraints (Graves et al. 2014, section 3.3): key tanh or linear, beta
+softplus, gate sigmoid, shifts softmax over 2k+1, gamma 1 + softplus, erase
+sigmoid, add tanh or linear.
+"""
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ntm_jax.config import NTMConfig
+
+
+class Addressing(NamedTuple):
+  """Addressing parameters of H heads."""
+  key: jax.Array            # [H, M]
+  key_strength: jax.Array   # [H]  beta > 0
+  gate: jax.Array           # [H]  interpolation gate g in (0, 1)
+  shift_weights: jax.Array  # [H, 2k+1] distribution over shifts -k..k
+  sharpening: jax.Array     # [H]  gamma >= 1
+
+
+class WriteVectors(NamedTuple):
+  erase: jax.Array  # [W, M] in (0, 1)
+  add: jax.Array    # [W, M]
+
+
+def addressing_size(config: NTMConfig) -> int:
+  """Raw outputs one head's addressing needs: key, beta, g, shifts, gamma."""
+  return config.memory_width + 3 + config.shift_range
+
+
+def head_output_size(config: NTMConfig) -> int:
+  """Length of the raw vector `split_head_outputs` expects."""
+  heads = config.read_heads + config.write_heads
+  return heads * addressing_size(config) + 2 * config.write_heads * config.memory_width
+
+
+def _activate(x: jax.Array, kind: str) -> jax.Array:
+  return jnp.tanh(x) if kind == "tanh" else x
+
+
+def _addressing(raw: jax.Array, config: NTMConfig) -> Addressing:
+  """raw: [H, addressing_size] -> constrained Addressing of H heads."""
+  m, s = config.memory_width, config.shift_range
+  key, beta, gate, shift_logits, gamma = jnp.split(
+      raw, [m, m + 1, m + 2, m + 2 + s], axis=-1)
+  if config.forward_only_shift:
+    # Only shifts 0..+k: the negative shifts get probability exactly 0.
+    k = s // 2
+    allowed = jnp.arange(s) >= k
+    shift_logits = jnp.where(allowed, shift_logits, -jnp.inf)
+  return Addressing(
+      key=_activate(key, config.key_activation),
+      key_strength=jax.nn.softplus(beta[..., 0]),
+      gate=jax.nn.sigmoid(gate[..., 0]),
+      shift_weights=jax.nn.softmax(shift_logits, axis=-1),
+      sharpening=1.0 + jax.nn.softplus(gamma[..., 0]),
+  )
+
+
+def split_head_outputs(raw: jax.Array, config: NTMConfig):
+  """Cut and constrain the controller's raw head outputs.
+
+  Args:
+    raw: [head_output_size(config)].
+    config: the NTM config.
+
+  Returns:
+    (read: Addressing of R heads, write: Addressing of W heads, WriteVectors).
+  """
+  r, w, m = config.read_heads, config.write_heads, config.memory_width
+  a = addressing_size(config)
+  raw = jnp.clip(raw, -config.head_clip, config.head_clip)
+  read_raw, write_raw, erase_raw, add_raw = jnp.split(
+      raw, [r * a, (r + w) * a, (r + w) * a + w * m])
+  read = _addressing(read_raw.reshape(r, a), config)
+  write = _addressing(write_raw.reshape(w, a), config)
+  vectors = WriteVectors(
+      erase=jax.nn.sigmoid(erase_raw.reshape(w, m)),
+      add=_activate(add_raw.reshape(w, m), config.add_activation))
+  return read, write, vectors

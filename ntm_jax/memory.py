@@ -1,0 +1,33 @@
+"""Reading and writing the memory matrix (Graves et al. 2014, section 3.1-3.2)."""
+import jax
+import jax.numpy as jnp
+
+
+def read(memory: jax.Array, w: jax.Array) -> jax.Array:
+  """Read vector, eq. 2: r = sum_i w[i] * memory[i].
+
+  Args:
+    memory: [N, M].
+    w: [N] read weighting.
+
+  Returns:
+    [M] read vector.
+  """
+  return w @ memory
+
+
+def write(memory: jax.Array, w: jax.Array, erase: jax.Array,
+          add: jax.Array) -> jax.Array:
+  """Erase then add, eqs. 3-4.
+
+  Args:
+    memory: [N, M].
+    w: [N] write weighting.
+    erase: [M] erase vector in [0, 1].
+    add: [M] add vector.
+
+  Returns:
+    [N, M] the new memory.
+  """
+  erased = memory * (1.0 - jnp.outer(w, erase))
+  return erased + jnp.outer(w, add)
