@@ -1,0 +1,135 @@
+"""Flags every experiment shares, and the flags -> config -> run glue.
+
+Each experiment module only names its task and its task defaults:
+
+    from experiments import common
+    common.define_flags(task="copy", max_length=20, ...)
+    if __name__ == "__main__":
+      common.main_for("copy")
+"""
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
+                 steps: int, learning_rate: float, batch_size: int,
+                 controller_size: int = 100, read_heads: int = 1,
+                 write_heads: int = 1, curriculum_steps: int = 0,
+                 curriculum_start: int = 1) -> None:
+  """Defines the shared flags with this experiment's defaults."""
+  d = flags
+  # What to run.
+  d.DEFINE_integer("seeds", 30, "Seeds trained at once in one program.", lower_bound=1)
+  d.DEFINE_integer("seed", 0, "Base seed: seed i uses PRNGKey(seed + i).")
+  d.DEFINE_integer("steps", steps, "Training steps per seed.", lower_bound=1)
+  d.DEFINE_integer("batch_size", batch_size, "Sequences per seed per step.", lower_bound=1)
+  d.DEFINE_enum("model", "ntm", ["ntm", "lstm"], "NTM or the LSTM baseline.")
+  # NTM.
+  d.DEFINE_string("controller", "ff", "Controller: ff (feed-forward) or lstm.")
+  d.DEFINE_integer("controller_size", controller_size, "Units per controller layer.")
+  d.DEFINE_integer("controller_layers", 1, "Controller layers.")
+  d.DEFINE_string("activation", "tanh", "Feed-forward activation: tanh, relu or sigmoid.")
+  d.DEFINE_integer("memory_rows", 128, "Memory rows N while training.")
+  d.DEFINE_integer("memory_width", 20, "Memory width M.")
+  d.DEFINE_integer("read_heads", read_heads, "Read heads.")
+  d.DEFINE_integer("write_heads", write_heads, "Write heads.")
+  d.DEFINE_integer("shift_range", 3, "Allowed shifts, odd: 3 means -1, 0, +1.")
+  d.DEFINE_bool("forward_only_shift", False, "Allow only shifts 0..+k.")
+  d.DEFINE_string("memory_init", "constant", "Memory init: constant, learned or random.")
+  # LSTM baseline.
+  d.DEFINE_integer("lstm_size", 256, "LSTM baseline units per layer.")
+  d.DEFINE_integer("lstm_layers", 3, "LSTM baseline layers.")
+  # Optimisation.
+  d.DEFINE_string("optimizer", "adam", "adam or rmsprop (the paper's).")
+  d.DEFINE_float("lr", learning_rate, "Learning rate.")
+  d.DEFINE_float("clip_norm", 10.0, "Clip gradients by this global norm.")
+  d.DEFINE_integer("min_length", min_length, "Shortest training length.")
+  d.DEFINE_integer("max_length", max_length, "Longest training length.")
+  d.DEFINE_integer("curriculum_steps", curriculum_steps,
+                   "Grow the longest training length over this many steps (0: off).")
+  d.DEFINE_integer("curriculum_start", curriculum_start, "Longest training length at step 0.")
+  # Evaluation and convergence.
+  d.DEFINE_integer("eval_every", 250, "Steps per compiled chunk; evaluate after each.")
+  d.DEFINE_integer("eval_batch", 32, "Fresh sequences per seed per evaluation.")
+  d.DEFINE_float("converge_threshold", 0.1, "Converged: bit errors per sequence below this.")
+  d.DEFINE_integer("converge_patience", 2, "... for this many evaluations in a row.")
+  d.DEFINE_bool("stop_when_converged", False, "Stop once every seed converged or diverged.")
+  d.DEFINE_list("test_lengths", [str(n) for n in test_lengths], "Generalisation test lengths.")
+  d.DEFINE_integer("test_batch", 32, "Test sequences per length per seed.")
+  d.DEFINE_integer("test_memory_size", 128, "Memory rows N at test time.")
+  # Outputs and hardware.
+  d.DEFINE_string("out_dir", None, "Run directory (default runs/<task>/<timestamp>).")
+  d.DEFINE_bool("resume", False, "Continue the run in --out_dir from its last checkpoint.")
+  d.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
+  d.DEFINE_integer("devices", None, "Devices sharing the seeds (default: all local).")
+  d.DEFINE_bool("progress", True, "Show a live progress bar.")
+
+
+def config_from_flags(task_name: str, task_options=()):
+  """Builds the ExperimentConfig; raises ValueError on a bad setting."""
+  from ntm_jax import NTMConfig, LSTMConfig
+  from ntm_jax.experiment import ExperimentConfig
+  from ntm_jax.tasks import make_task
+  from ntm_jax.train import TrainConfig
+
+  task = make_task(task_name, **dict(task_options))
+  f = FLAGS
+  if f.model == "ntm":
+    model = NTMConfig(
+        input_size=task.input_size, output_size=task.output_size,
+        controller=f.controller, controller_size=f.controller_size,
+        controller_layers=f.controller_layers, controller_activation=f.activation,
+        memory_rows=f.memory_rows, memory_width=f.memory_width,
+        read_heads=f.read_heads, write_heads=f.write_heads,
+        shift_range=f.shift_range, forward_only_shift=f.forward_only_shift,
+        memory_init=f.memory_init)
+  else:
+    model = LSTMConfig(input_size=task.input_size, output_size=task.output_size,
+                       size=f.lstm_size, layers=f.lstm_layers)
+  try:
+    test_lengths = tuple(int(x) for x in f.test_lengths)
+  except ValueError:
+    raise ValueError(f"test_lengths must be integers, got {f.test_lengths}") from None
+  train = TrainConfig(
+      seeds=f.seeds, seed=f.seed, steps=f.steps, batch_size=f.batch_size,
+      optimizer=f.optimizer, learning_rate=f.lr, clip_norm=f.clip_norm,
+      min_length=f.min_length, max_length=f.max_length,
+      curriculum_steps=f.curriculum_steps, curriculum_start=f.curriculum_start,
+      eval_every=f.eval_every, eval_batch=f.eval_batch,
+      converge_threshold=f.converge_threshold, converge_patience=f.converge_patience,
+      stop_when_converged=f.stop_when_converged, test_lengths=test_lengths,
+      test_batch=f.test_batch, test_memory_size=f.test_memory_size)
+  config = ExperimentConfig(task=task_name, model=model, train=train,
+                            task_options=tuple(sorted(dict(task_options).items())),
+                            checkpoint_every=f.checkpoint_every)
+  from ntm_jax.experiment import validate
+  validate(config)
+  return config
+
+
+def main_for(task_name: str, task_options=()) -> None:
+  """Runs the experiment named `task_name` from the command line."""
+  def main(argv):
+    if len(argv) > 1:
+      sys.exit(f"error: unexpected arguments {argv[1:]}")
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)  # orbax's info lines would bury the bar
+    from ntm_jax import devices
+    devices.use_all_cpu_cores()  # before JAX starts its backend
+    from ntm_jax import experiment
+    try:
+      config = config_from_flags(task_name, task_options)
+      out_dir = FLAGS.out_dir or experiment.default_out_dir(task_name)
+      if FLAGS.resume and not FLAGS.out_dir:
+        raise ValueError("--resume needs the --out_dir of the run to continue")
+      experiment.run(config, out_dir, resume=FLAGS.resume, devices=FLAGS.devices,
+                     progress=FLAGS.progress)
+    except ValueError as error:
+      sys.exit(f"error: {error}")
+    print(f"results in {out_dir}")
+  app.run(main)

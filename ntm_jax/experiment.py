@@ -1,0 +1,383 @@
+"""The shared experiment engine: config -> trained seeds -> run directory.
+
+`run(config, out_dir)` trains every seed of one configuration in one compiled
+program, writes `config.json`, `metrics.jsonl` (per step, per seed),
+checkpoints (orbax) and `summary.json`, and prints a summary table. The same
+`out_dir` with `resume=True` continues an interrupted run from its latest
+checkpoint and ends with the same parameters as an uninterrupted run.
+"""
+import dataclasses
+import datetime
+import functools
+import json
+import math
+import os
+import time
+from typing import Any, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ntm_jax import model as model_lib
+from ntm_jax import tasks as tasks_lib
+from ntm_jax import train as train_lib
+from ntm_jax.config import LSTMConfig, NTMConfig
+
+MODEL_KINDS = {"ntm": NTMConfig, "lstm": LSTMConfig}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  """Everything that defines a run; saved as config.json beside its results."""
+  task: str
+  model: Union[NTMConfig, LSTMConfig]
+  train: train_lib.TrainConfig
+  task_options: tuple = ()          # (name, value) pairs for the task
+  checkpoint_every: int = 1000      # steps; a multiple of train.eval_every
+
+  @property
+  def model_kind(self) -> str:
+    return "ntm" if isinstance(self.model, NTMConfig) else "lstm"
+
+  def make_task(self):
+    return tasks_lib.make_task(self.task, **dict(self.task_options))
+
+  def to_json(self) -> dict:
+    return {"task": self.task, "task_options": dict(self.task_options),
+            "model_kind": self.model_kind, "model": dataclasses.asdict(self.model),
+            "train": dataclasses.asdict(self.train),
+            "checkpoint_every": self.checkpoint_every}
+
+  @classmethod
+  def from_json(cls, data: dict) -> "ExperimentConfig":
+    return cls(task=data["task"], task_options=tuple(sorted(data["task_options"].items())),
+               model=MODEL_KINDS[data["model_kind"]](**data["model"]),
+               train=train_lib.TrainConfig(**data["train"]),
+               checkpoint_every=data["checkpoint_every"])
+
+
+def validate(config: ExperimentConfig) -> None:
+  """Raises ValueError (one line) for settings that cannot work; no compile."""
+  task = config.make_task()  # unknown task or option -> error here
+  if (config.model.input_size, config.model.output_size) != (task.input_size, task.output_size):
+    raise ValueError(
+        f"model sizes {config.model.input_size}->{config.model.output_size} do not "
+        f"match task {config.task!r} ({task.input_size}->{task.output_size})")
+  t = config.train
+  if config.checkpoint_every % t.eval_every:
+    raise ValueError(f"checkpoint_every ({config.checkpoint_every}) must be a "
+                     f"multiple of eval_every ({t.eval_every})")
+  if isinstance(config.model, NTMConfig):
+    rows = config.model.memory_rows
+    if task.memory_needed(t.max_length) > rows:
+      raise ValueError(f"training length {t.max_length} needs "
+                       f"{task.memory_needed(t.max_length)} memory rows but "
+                       f"memory_rows is {rows}")
+    test_rows = t.test_memory_size or rows
+    if task.memory_needed(max(t.test_lengths)) > test_rows:
+      raise ValueError(f"test length {max(t.test_lengths)} needs "
+                       f"{task.memory_needed(max(t.test_lengths))} memory rows but "
+                       f"the test memory has {test_rows}")
+
+
+def default_out_dir(task: str) -> str:
+  return os.path.join("runs", task, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+
+
+def seed_mesh(devices: Optional[int] = None):
+  """A 1-D mesh named "seeds" over the first `devices` local devices."""
+  available = jax.local_devices()
+  count = len(available) if devices is None else devices
+  if not 1 <= count <= len(available):
+    raise ValueError(f"devices must be in [1, {len(available)}], got {count}")
+  return jax.sharding.Mesh(np.array(available[:count]), ("seeds",))
+
+
+def _finite_or_none(x: float):
+  x = float(x)
+  return round(x, 5) if math.isfinite(x) else None
+
+
+def _as_list(array) -> list:
+  return [_finite_or_none(v) for v in np.asarray(array).ravel()]
+
+
+class _MetricsFile:
+  """metrics.jsonl: one line per training step, lists over seeds."""
+
+  def __init__(self, path: str, keep_through_step: int):
+    self.path = path
+    kept = []
+    if os.path.exists(path):
+      with open(path) as f:
+        for line in f:
+          try:
+            row = json.loads(line)
+          except json.JSONDecodeError:
+            break  # a line cut by a crash: drop it and everything after
+          if row["step"] > keep_through_step:
+            break
+          kept.append(line if line.endswith("\n") else line + "\n")
+    with open(path, "w") as f:
+      f.writelines(kept)
+    self.file = open(path, "a")
+
+  def write(self, rows) -> None:
+    self.file.writelines(json.dumps(row) + "\n" for row in rows)
+    self.file.flush()
+
+  def close(self) -> None:
+    self.file.close()
+
+
+def _checkpoint_manager(out_dir: str):
+  import orbax.checkpoint as ocp  # heavy import, only when running
+  return ocp.CheckpointManager(
+      os.path.abspath(os.path.join(out_dir, "checkpoints")),
+      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+
+
+def _save(manager, step: int, states) -> None:
+  import orbax.checkpoint as ocp
+  manager.save(step, args=ocp.args.StandardSave(states))
+
+
+def _restore(manager, states):
+  import orbax.checkpoint as ocp
+  step = manager.latest_step()
+  if step is None:
+    return None, states
+  abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, states)
+  return step, manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+
+def _quartiles(values):
+  if not values:
+    return None, None, None
+  q1, median, q3 = np.percentile(values, [25, 50, 75])
+  return float(q1), float(median), float(q3)
+
+
+def summarize(config: ExperimentConfig, states, bits_by_length, errors_by_length,
+              timing: dict) -> dict:
+  """summary.json's content from the final (unpadded) states on the host."""
+  t = config.train
+  seeds = []
+  for i in range(t.seeds):
+    converged = int(states.converged_step[i])
+    diverged_step = int(states.diverged_step[i])
+    seeds.append({
+        "seed": t.seed + i,
+        "converged_step": converged if converged >= 0 else None,
+        "diverged": bool(states.diverged[i]),
+        "diverged_step": diverged_step if diverged_step >= 0 else None,
+        "collapses": int(states.collapses[i]),
+        "final_eval_bit_errors": _finite_or_none(states.last_eval[i]),
+        "best_eval_bit_errors": _finite_or_none(states.best_eval[i]),
+        "bit_errors_by_length": {str(n): _finite_or_none(errors_by_length[i, j])
+                                 for j, n in enumerate(t.test_lengths)},
+        "bits_by_length": {str(n): _finite_or_none(bits_by_length[i, j])
+                           for j, n in enumerate(t.test_lengths)},
+    })
+  steps = [s["converged_step"] for s in seeds if s["converged_step"] is not None]
+  q1, median, q3 = _quartiles(steps)
+  errors = np.asarray(errors_by_length)
+  aggregate = {
+      "seeds": t.seeds,
+      "converged": len(steps),
+      "diverged": sum(s["diverged"] for s in seeds),
+      "collapsed": sum(s["collapses"] > 0 for s in seeds),
+      "steps_to_converge": {"q1": q1, "median": median, "q3": q3},
+      "median_bit_errors_by_length": {
+          str(n): _finite_or_none(np.nanmedian(errors[:, j])) if np.isfinite(errors[:, j]).any() else None
+          for j, n in enumerate(t.test_lengths)},
+      "seeds_under_1_bit_error_by_length": {
+          str(n): int(np.sum(errors[:, j] < 1.0)) for j, n in enumerate(t.test_lengths)},
+      "test_memory_size": t.test_memory_size,
+      "param_count": timing.pop("param_count"),
+  }
+  return {"task": config.task, "model": config.model_kind, "seeds": seeds,
+          "aggregate": aggregate, "timing": timing}
+
+
+def format_summary(summary: dict) -> str:
+  """The printed end-of-run table: the text form of summary.json."""
+  agg = summary["aggregate"]
+  lengths = list(agg["median_bit_errors_by_length"])
+  def cell(v):
+    return "nan" if v is None else f"{v:.2f}"
+  header = f"{'seed':>5} {'converged':>9} {'div':>4} {'coll':>4} " + " ".join(f"L{n:>5}" for n in lengths)
+  lines = [f"{summary['task']} / {summary['model']}: bit errors per sequence by test length "
+           f"(memory {agg['test_memory_size']})", header]
+  for s in summary["seeds"]:
+    conv = "-" if s["converged_step"] is None else str(s["converged_step"])
+    lines.append(f"{s['seed']:>5} {conv:>9} {'yes' if s['diverged'] else '':>4} "
+                 f"{s['collapses'] or '':>4} " +
+                 " ".join(f"{cell(s['bit_errors_by_length'][n]):>6}" for n in lengths))
+  lines.append("median" + " " * 24 + " ".join(
+      f"{cell(agg['median_bit_errors_by_length'][n]):>6}" for n in lengths))
+  lines.append("<1 bit" + " " * 24 + " ".join(
+      f"{agg['seeds_under_1_bit_error_by_length'][n]:>6}" for n in lengths))
+  stc = agg["steps_to_converge"]
+  lines.append(
+      f"converged {agg['converged']}/{agg['seeds']}, diverged {agg['diverged']}, "
+      f"collapsed {agg['collapsed']}; steps to converge median "
+      f"{cell(stc['median'])} (q1 {cell(stc['q1'])}, q3 {cell(stc['q3'])}); "
+      f"params {agg['param_count']}")
+  timing = summary["timing"]
+  lines.append(
+      f"wall {timing['wall_s']:.0f}s: compile {timing['compile_s']:.0f}s, training "
+      f"{timing['train_s']:.0f}s, test {timing['test_s']:.0f}s, outside the training "
+      f"step {100 * timing['outside_train_fraction']:.1f}%")
+  return "\n".join(lines)
+
+
+class _Progress:
+  """A live bar: step, steps/s, median loss, converged / diverged seeds."""
+
+  def __init__(self, total: int, initial: int, enabled: bool):
+    self.bar = None
+    if enabled:
+      from tqdm import tqdm
+      self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+  def update(self, steps: int, median_loss: float, converged: int, diverged: int, seeds: int):
+    if self.bar is not None:
+      self.bar.set_postfix_str(f"loss {median_loss:.2f} bits, converged {converged}/{seeds}, "
+                               f"diverged {diverged}")
+      self.bar.update(steps)
+
+  def close(self):
+    if self.bar is not None:
+      self.bar.close()
+
+
+def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
+        devices: Optional[int] = None, progress: bool = True,
+        initial_states=None, log=print) -> dict:
+  """Trains all seeds of `config`, writes the run directory, returns the summary.
+
+  Args:
+    config: the experiment.
+    out_dir: the run directory; with resume=True its config.json wins.
+    resume: continue from the latest checkpoint in out_dir.
+    devices: how many local devices share the seeds (default: all).
+    progress: show a live progress bar.
+    initial_states: optional stacked TrainStates to start from (tests use it
+      to give one seed its own learning rate).
+    log: where one-line messages go.
+  """
+  wall_start = time.perf_counter()
+  config_path = os.path.join(out_dir, "config.json")
+  if resume and os.path.exists(config_path):
+    with open(config_path) as f:
+      config = ExperimentConfig.from_json(json.load(f))
+  elif not resume and os.listdir(os.path.join(out_dir, "checkpoints")
+                                 if os.path.isdir(os.path.join(out_dir, "checkpoints")) else []):
+    raise ValueError(f"{out_dir} already holds a run: pass resume=True (--resume) or "
+                     "choose another out_dir")
+  validate(config)
+  os.makedirs(out_dir, exist_ok=True)
+  with open(config_path, "w") as f:
+    json.dump(config.to_json(), f, indent=2)
+
+  t = config.train
+  task = config.make_task()
+  mesh = seed_mesh(devices)
+  padded_seeds = -(-t.seeds // mesh.size) * mesh.size
+  log(f"{t.seeds} seeds ({padded_seeds - t.seeds} padding) over {mesh.size} "
+      f"{jax.default_backend()} device(s): {padded_seeds // mesh.size} per device")
+  seed_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
+
+  states = (initial_states if initial_states is not None
+            else train_lib.init_states(config.model, t, padded_seeds))
+  if jax.tree_util.tree_leaves(states)[0].shape[0] != padded_seeds:
+    raise ValueError(f"initial_states must hold {padded_seeds} seeds")
+  states = jax.device_put(states, seed_sharding)
+  manager = _checkpoint_manager(out_dir)
+  start_step = 0
+  if resume:
+    restored_step, states = _restore(manager, states)
+    if restored_step is not None:
+      start_step = restored_step
+      states = jax.device_put(states, seed_sharding)
+      log(f"resumed from step {start_step}")
+  metrics_file = _MetricsFile(os.path.join(out_dir, "metrics.jsonl"), start_step)
+
+  chunk = train_lib.make_seed_parallel(functools.partial(
+      train_lib.train_chunk, task=task, model_config=config.model, config=t), mesh)
+  bar = _Progress(t.steps, start_step, progress)
+  compile_s = train_s = 0.0
+  step = start_step
+  try:
+    while step < t.steps:
+      began = time.perf_counter()
+      states, step_metrics, eval_metrics = chunk(states)
+      step_metrics, eval_metrics, flags = jax.device_get(
+          (step_metrics, eval_metrics,
+           (states.converged_step, states.diverged)))
+      elapsed = time.perf_counter() - began
+      if step == start_step:
+        compile_s = elapsed  # the first call compiles (and runs one chunk)
+      else:
+        train_s += elapsed
+      converged_step, diverged = (x[:t.seeds] for x in flags)
+      rows = []
+      for k in range(t.eval_every):
+        row = {"step": step + k + 1}
+        row.update({name: _as_list(values[:t.seeds, k]) for name, values in step_metrics.items()
+                    if name != "train_length"})
+        row["train_length"] = int(step_metrics["train_length"][0, k])
+        rows.append(row)
+      rows[-1].update({name: _as_list(v[:t.seeds]) for name, v in eval_metrics.items()})
+      rows[-1]["converged"] = int(np.sum(converged_step >= 0))
+      rows[-1]["diverged"] = int(np.sum(diverged))
+      metrics_file.write(rows)
+      step += t.eval_every
+      bar.update(t.eval_every, float(np.nanmedian(eval_metrics["eval_loss"][:t.seeds])),
+                 rows[-1]["converged"], rows[-1]["diverged"], t.seeds)
+      if step % config.checkpoint_every == 0 or step >= t.steps:
+        _save(manager, step, states)
+      if t.stop_when_converged and np.all((converged_step >= 0) | diverged):
+        if step % config.checkpoint_every:
+          _save(manager, step, states)
+        log(f"every seed converged or diverged by step {step}: stopping")
+        break
+  finally:
+    # Whatever happened, the latest completed state is on disk.
+    bar.close()
+    metrics_file.close()
+    if step > start_step and manager.latest_step() != step:
+      _save(manager, step, states)
+    manager.wait_until_finished()
+
+  test_began = time.perf_counter()
+  test = train_lib.make_seed_parallel(functools.partial(
+      _test_seed, task=task, model_config=config.model, lengths=t.test_lengths,
+      batch_size=t.test_batch, memory_size=t.test_memory_size), mesh)
+  test_keys = jax.vmap(jax.random.PRNGKey)(t.seed + 10_000 + jnp.arange(padded_seeds))
+  test_keys = jax.device_put(test_keys, seed_sharding)
+  bits, errors = jax.device_get(test(states.best_params, test_keys))
+  test_s = time.perf_counter() - test_began
+
+  host_states = jax.device_get(states)
+  wall_s = time.perf_counter() - wall_start
+  timing = {"wall_s": wall_s, "compile_s": compile_s, "train_s": train_s,
+            "test_s": test_s, "steps_run": step - start_step,
+            "outside_train_fraction": 1.0 - (compile_s + train_s) / wall_s,
+            "devices": mesh.size, "backend": jax.default_backend(),
+            "param_count": model_lib.param_count(
+                jax.tree_util.tree_map(lambda x: x[0], host_states.params))}
+  summary = summarize(config, host_states, bits[:t.seeds], errors[:t.seeds], timing)
+  with open(os.path.join(out_dir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+  log(format_summary(summary))
+  return summary
+
+
+def _test_seed(params, rng, task, model_config, lengths, batch_size, memory_size):
+  if not isinstance(model_config, NTMConfig):
+    memory_size = None
+  return train_lib.evaluate_lengths(params, rng, task, model_config, lengths,
+                                    batch_size, memory_size)
