@@ -23,6 +23,7 @@ from ntm_jax import model as model_lib
 from ntm_jax import tasks as tasks_lib
 from ntm_jax import train as train_lib
 from ntm_jax.config import LSTMConfig, NTMConfig
+from ntm_jax.loggers import SafeLoggers
 
 MODEL_KINDS = {"ntm": NTMConfig, "lstm": LSTMConfig}
 
@@ -129,6 +130,11 @@ class _MetricsFile:
 
   def close(self) -> None:
     self.file.close()
+
+
+def _has_checkpoints(out_dir: str) -> bool:
+  path = os.path.join(out_dir, "checkpoints")
+  return os.path.isdir(path) and bool(os.listdir(path))
 
 
 def _checkpoint_manager(out_dir: str):
@@ -255,7 +261,7 @@ class _Progress:
 
 def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
         devices: Optional[int] = None, progress: bool = True,
-        initial_states=None, log=print) -> dict:
+        initial_states=None, log=print, loggers=()) -> dict:
   """Trains all seeds of `config`, writes the run directory, returns the summary.
 
   Args:
@@ -267,14 +273,15 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
     initial_states: optional stacked TrainStates to start from (tests use it
       to give one seed its own learning rate).
     log: where one-line messages go.
+    loggers: `ntm_jax.loggers.RunLogger`s (e.g. W&B); their failures never
+      stop training.
   """
   wall_start = time.perf_counter()
   config_path = os.path.join(out_dir, "config.json")
   if resume and os.path.exists(config_path):
     with open(config_path) as f:
       config = ExperimentConfig.from_json(json.load(f))
-  elif not resume and os.listdir(os.path.join(out_dir, "checkpoints")
-                                 if os.path.isdir(os.path.join(out_dir, "checkpoints")) else []):
+  elif not resume and _has_checkpoints(out_dir):
     raise ValueError(f"{out_dir} already holds a run: pass resume=True (--resume) or "
                      "choose another out_dir")
   validate(config)
@@ -285,6 +292,8 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
   t = config.train
   task = config.make_task()
   mesh = seed_mesh(devices)
+  loggers = SafeLoggers(loggers, log)
+  loggers.start(config.to_json(), out_dir)
   padded_seeds = -(-t.seeds // mesh.size) * mesh.size
   log(f"{t.seeds} seeds ({padded_seeds - t.seeds} padding) over {mesh.size} "
       f"{jax.default_backend()} device(s): {padded_seeds // mesh.size} per device")
@@ -334,6 +343,7 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
       rows[-1]["converged"] = int(np.sum(converged_step >= 0))
       rows[-1]["diverged"] = int(np.sum(diverged))
       metrics_file.write(rows)
+      loggers.log_chunk(step + t.eval_every, *_chunk_report(rows[-1], elapsed, t.eval_every))
       step += t.eval_every
       bar.update(t.eval_every, float(np.nanmedian(eval_metrics["eval_loss"][:t.seeds])),
                  rows[-1]["converged"], rows[-1]["diverged"], t.seeds)
@@ -372,8 +382,24 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
   summary = summarize(config, host_states, bits[:t.seeds], errors[:t.seeds], timing)
   with open(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
+  loggers.finish(summary)
   log(format_summary(summary))
   return summary
+
+
+def _chunk_report(row: dict, seconds: float, steps: int):
+  """(aggregate, per_seed) for loggers from a chunk's last metrics row."""
+  per_seed = {name: row[name] for name in
+              ("loss", "bit_errors", "grad_norm", "eval_loss", "eval_bit_errors")}
+  aggregate = {"converged": row["converged"], "diverged": row["diverged"],
+               "train_length": row["train_length"], "steps_per_s": steps / seconds}
+  for name in ("loss", "eval_loss", "eval_bit_errors"):
+    values = np.array([np.nan if v is None else v for v in row[name]], float)
+    if np.isfinite(values).any():
+      aggregate[f"{name}/median"] = float(np.nanmedian(values))
+      aggregate[f"{name}/min"] = float(np.nanmin(values))
+      aggregate[f"{name}/max"] = float(np.nanmax(values))
+  return aggregate, per_seed
 
 
 def _test_seed(params, rng, task, model_config, lengths, batch_size, memory_size):
