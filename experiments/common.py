@@ -18,7 +18,8 @@ FLAGS = flags.FLAGS
 
 def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
                  steps: int, learning_rate: float, batch_size: int,
-                 controller_size: int = 100, read_heads: int = 1,
+                 controller_size: int = 100, activation: str = "tanh",
+                 read_heads: int = 1,
                  write_heads: int = 1, curriculum_steps: int = 0,
                  curriculum_start: int = 1) -> None:
   """Defines the shared flags with this experiment's defaults."""
@@ -33,7 +34,7 @@ def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
   d.DEFINE_string("controller", "ff", "Controller: ff (feed-forward) or lstm.")
   d.DEFINE_integer("controller_size", controller_size, "Units per controller layer.")
   d.DEFINE_integer("controller_layers", 1, "Controller layers.")
-  d.DEFINE_string("activation", "tanh", "Feed-forward activation: tanh, relu or sigmoid.")
+  d.DEFINE_string("activation", activation, "Feed-forward activation: tanh, relu or sigmoid.")
   d.DEFINE_integer("memory_rows", 128, "Memory rows N while training.")
   d.DEFINE_integer("memory_width", 20, "Memory width M.")
   d.DEFINE_integer("read_heads", read_heads, "Read heads.")
@@ -47,6 +48,9 @@ def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
   # Optimisation.
   d.DEFINE_string("optimizer", "adam", "adam or rmsprop (the paper's).")
   d.DEFINE_float("lr", learning_rate, "Learning rate.")
+  d.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine"],
+                "Learning-rate schedule over the run.")
+  d.DEFINE_float("lr_final_fraction", 0.1, "With cosine: final lr as a fraction of --lr.")
   d.DEFINE_float("clip_norm", 10.0, "Clip gradients by this global norm.")
   d.DEFINE_integer("min_length", min_length, "Shortest training length.")
   d.DEFINE_integer("max_length", max_length, "Longest training length.")
@@ -98,6 +102,7 @@ def config_from_flags(task_name: str, task_options=()):
   train = TrainConfig(
       seeds=f.seeds, seed=f.seed, steps=f.steps, batch_size=f.batch_size,
       optimizer=f.optimizer, learning_rate=f.lr, clip_norm=f.clip_norm,
+      lr_schedule=f.lr_schedule, lr_final_fraction=f.lr_final_fraction,
       min_length=f.min_length, max_length=f.max_length,
       curriculum_steps=f.curriculum_steps, curriculum_start=f.curriculum_start,
       eval_every=f.eval_every, eval_batch=f.eval_batch,

@@ -32,7 +32,9 @@ class NTMConfig:
   shift_range: int = 3              # number of allowed shifts, odd: 2k + 1
   forward_only_shift: bool = False  # allow only shifts 0..+k
   # A small constant memory init converged about 2x faster than learned or
-  # random init in Collier & Beel 2018; never exactly zero (cosine NaN).
+  # random init in Collier & Beel 2018. Unwritten rows then have norms far
+  # below addressing.NORM_EPS's floor, so content addressing sees them as
+  # near-zero rows (cosine ~0), never as matches.
   memory_init: str = "constant"     # "constant", "learned" or "random"
   memory_init_value: float = 1e-6
   key_activation: str = "tanh"      # "tanh" or "linear"
@@ -64,8 +66,8 @@ class NTMConfig:
     _check(self.memory_init in MEMORY_INITS,
            f"unknown memory_init {self.memory_init!r}; choose one of {MEMORY_INITS}")
     _check(self.memory_init_value != 0.0 or self.memory_init != "constant",
-           "memory_init_value must be non-zero: a zero memory has no direction "
-           "for cosine similarity")
+           "memory_init_value must be non-zero: an all-zero memory gives every "
+           "row the same zero similarity and zero gradient")
     _check(self.key_activation in HEAD_ACTIVATIONS,
            f"unknown key_activation {self.key_activation!r}; choose one of {HEAD_ACTIVATIONS}")
     _check(self.add_activation in HEAD_ACTIVATIONS,

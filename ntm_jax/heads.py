@@ -18,13 +18,13 @@ class Addressing(NamedTuple):
   """Addressing parameters of H heads."""
   key: jax.Array            # [H, M]
   key_strength: jax.Array   # [H]  beta > 0
-  gate: jax.Array           # [H]  interpolation gate g in (0, 1)
+  gate: jax.Array           # [H]  interpolation gate g in [0, 1]
   shift_weights: jax.Array  # [H, 2k+1] distribution over shifts -k..k
   sharpening: jax.Array     # [H]  gamma >= 1
 
 
 class WriteVectors(NamedTuple):
-  erase: jax.Array  # [W, M] in (0, 1)
+  erase: jax.Array  # [W, M] in [0, 1] (sigmoid of a clipped value)
   add: jax.Array    # [W, M]
 
 

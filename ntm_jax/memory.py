@@ -31,3 +31,21 @@ def write(memory: jax.Array, w: jax.Array, erase: jax.Array,
   """
   erased = memory * (1.0 - jnp.outer(w, erase))
   return erased + jnp.outer(w, add)
+
+
+def write_heads(memory: jax.Array, weights: jax.Array, erase: jax.Array,
+                add: jax.Array) -> jax.Array:
+  """Several write heads at once, as in section 3.2: every head erases, then
+  every head adds, so the order of the heads does not matter.
+
+  Args:
+    memory: [N, M].
+    weights: [W, N] write weightings.
+    erase: [W, M] erase vectors in [0, 1].
+    add: [W, M] add vectors.
+
+  Returns:
+    [N, M] the new memory. With W = 1 this equals `write`.
+  """
+  keep = jnp.prod(1.0 - weights[:, :, None] * erase[:, None, :], axis=0)  # [N, M]
+  return memory * keep + weights.T @ add

@@ -92,9 +92,7 @@ class NTMCell(nn.Module):
     # Write first, then read, so a value can be read back on the step it is
     # written (the copy task's output phase needs no extra delay step).
     write_weights = _address_heads(state.memory, state.write_weights, *write)
-    memory = state.memory
-    for h in range(c.write_heads):
-      memory = memory_ops.write(memory, write_weights[h], vectors.erase[h], vectors.add[h])
+    memory = memory_ops.write_heads(state.memory, write_weights, vectors.erase, vectors.add)
     read_weights = _address_heads(memory, state.read_weights, *read)
     read_vectors = read_weights @ memory  # [R, M], eq. 2 for every head
 

@@ -4,6 +4,10 @@ from hypothesis import HealthCheck, settings
 
 # Implicit rank promotion ([N] + [H, N]) hides shape bugs; make it an error.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# The suite runs many tiny programs once each: XLA compile time dominates and
+# its optimisation passes buy nothing here (about 1.6x faster end to end).
+# The math is unchanged (no fast-math either way); only scheduling/fusion differ.
+jax.config.update("jax_disable_most_optimizations", True)
 
 settings.register_profile(
     "ntm",

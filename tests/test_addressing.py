@@ -146,14 +146,20 @@ def test_shift_rejects_even_shift_width():
 
 
 # --------------------------------------------------------------------------
-# Properties.
+# Properties. Hypothesis varies the shapes; one jit compile per shape is far
+# cheaper than compiling every eager op per shape.
 # --------------------------------------------------------------------------
+
+_content_weights = jax.jit(addressing.content_weights)
+_shift = jax.jit(addressing.shift)
+_sharpen = jax.jit(addressing.sharpen)
+_address = jax.jit(addressing.address)
 
 
 @given(matrices(), st.data(), _floats(0.0, 50.0))
 def test_content_weights_are_a_distribution(memory, data, beta):
   key = data.draw(hnp.arrays(np.float32, (memory.shape[1],), elements=_floats()))
-  _assert_distribution(addressing.content_weights(jnp.asarray(memory), jnp.asarray(key),
+  _assert_distribution(_content_weights(jnp.asarray(memory), jnp.asarray(key),
                                                   jnp.float32(beta)),
                        memory.shape[0])
 
@@ -162,7 +168,7 @@ def test_content_weights_are_a_distribution(memory, data, beta):
 def test_shift_of_a_distribution_is_a_distribution(n, width, data):
   w = data.draw(distributions(n))
   s = data.draw(distributions(width))
-  _assert_distribution(addressing.shift(jnp.asarray(w), jnp.asarray(s)), n)
+  _assert_distribution(_shift(jnp.asarray(w), jnp.asarray(s)), n)
 
 
 @given(st.integers(2, 8), st.sampled_from([3, 5]), st.data())
@@ -172,7 +178,7 @@ def test_shift_one_hot_offset_equals_roll(n, width, data):
   d = data.draw(st.integers(-k, k))
   one_hot = np.zeros(width, np.float32)
   one_hot[d + k] = 1.0
-  got = addressing.shift(jnp.asarray(w), jnp.asarray(one_hot))
+  got = _shift(jnp.asarray(w), jnp.asarray(one_hot))
   np.testing.assert_allclose(got, np.roll(w, d), atol=ATOL)
   np.testing.assert_allclose(got, jnp.roll(jnp.asarray(w), d), atol=ATOL)
 
@@ -181,20 +187,20 @@ def test_shift_one_hot_offset_equals_roll(n, width, data):
 def test_shift_matches_plain_python_circular_convolution(n, width, data):
   w = data.draw(hnp.arrays(np.float32, (n,), elements=_floats(-2.0, 2.0)))
   s = data.draw(hnp.arrays(np.float32, (width,), elements=_floats(-2.0, 2.0)))
-  np.testing.assert_allclose(addressing.shift(jnp.asarray(w), jnp.asarray(s)),
+  np.testing.assert_allclose(_shift(jnp.asarray(w), jnp.asarray(s)),
                              _reference_shift(w, s), atol=1e-5)
 
 
 @given(st.integers(2, 8), st.data(), _floats(1.0, 100.0))
 def test_sharpen_is_a_distribution(n, data, gamma):
   w = data.draw(distributions(n))
-  _assert_distribution(addressing.sharpen(jnp.asarray(w), jnp.float32(gamma)), n)
+  _assert_distribution(_sharpen(jnp.asarray(w), jnp.float32(gamma)), n)
 
 
 @given(st.integers(2, 8), st.data())
 def test_sharpen_gamma_one_is_identity(n, data):
   w = data.draw(distributions(n))
-  np.testing.assert_allclose(addressing.sharpen(jnp.asarray(w), jnp.float32(1.0)), w,
+  np.testing.assert_allclose(_sharpen(jnp.asarray(w), jnp.float32(1.0)), w,
                              atol=1e-5)
 
 
@@ -203,7 +209,7 @@ def test_sharpen_matches_power_reference(n, data, gamma):
   w = data.draw(distributions(n)).astype(np.float64)
   assume(w.max() > 1e-3)
   powered = w ** float(gamma)
-  np.testing.assert_allclose(addressing.sharpen(jnp.asarray(w, jnp.float32),
+  np.testing.assert_allclose(_sharpen(jnp.asarray(w, jnp.float32),
                                                 jnp.float32(gamma)),
                              powered / powered.sum(), atol=1e-4)
 
@@ -215,7 +221,7 @@ def test_address_is_a_distribution(memory, data, beta, gate, width, gamma):
   key = data.draw(hnp.arrays(np.float32, (m,), elements=_floats()))
   w_prev = data.draw(distributions(n))
   s = data.draw(distributions(width))
-  got = addressing.address(jnp.asarray(memory), jnp.asarray(w_prev), jnp.asarray(key),
+  got = _address(jnp.asarray(memory), jnp.asarray(w_prev), jnp.asarray(key),
                            jnp.float32(beta), jnp.float32(gate), jnp.asarray(s),
                            jnp.float32(gamma))
   _assert_distribution(got, n)
@@ -233,7 +239,7 @@ def test_content_addressing_focuses_on_row_equal_to_key_as_beta_grows(memory, da
          for i in others]
   assume(max(cos) < 0.9)  # the key's own row is the unique best match
   memory_j, key_j = jnp.asarray(memory), jnp.asarray(memory[idx])
-  weights = [np.asarray(addressing.content_weights(memory_j, key_j, jnp.float32(b)))
+  weights = [np.asarray(_content_weights(memory_j, key_j, jnp.float32(b)))
              for b in (1.0, 10.0, 100.0)]
   focus = [w[idx] for w in weights]
   assert focus[0] <= focus[1] + 1e-6 <= focus[2] + 2e-6
@@ -276,6 +282,15 @@ _DEGENERATE = {
 }
 
 
+# Jitted once per shape: much cheaper than op-by-op eager differentiation.
+_address_jacobian = jax.jit(jax.jacrev(addressing.address, argnums=tuple(range(7))))
+_stage_jacobians = jax.jit(lambda memory, w_prev, key, beta, gate, s, gamma: (
+    jax.jacrev(addressing.content_weights, argnums=(0, 1, 2))(memory, key, beta),
+    jax.jacrev(addressing.sharpen, argnums=(0, 1))(w_prev, gamma),
+    jax.jacrev(addressing.shift, argnums=(0, 1))(w_prev, s),
+    jax.jacrev(addressing.interpolate, argnums=(0, 1, 2))(w_prev, w_prev, gate)))
+
+
 def _args(case):
   values = dict(_BASE, **_DEGENERATE[case])
   return tuple(jnp.asarray(values[name]) for name in _ORDER)
@@ -299,17 +314,17 @@ def test_address_values_and_gradients_finite_on_degenerate_inputs(case):
     assert g.shape == a.shape, name
     assert _all_finite(g), f"non-finite gradient w.r.t. {name} in case {case}: {g}"
   # Full Jacobians too: every output coordinate, every input.
-  assert _all_finite(jax.jacrev(addressing.address, argnums=tuple(range(7)))(*args))
+  jacobians = _address_jacobian(*args)
+  assert _all_finite(jacobians)
+  assert [j.shape for j in jacobians] == [(4,) + a.shape for a in args]
 
 
 @pytest.mark.parametrize("case", sorted(_DEGENERATE))
 def test_stage_gradients_finite_on_degenerate_inputs(case):
-  memory, w_prev, key, beta, gate, s, gamma = _args(case)
-  jac = jax.jacrev
-  assert _all_finite(jac(addressing.content_weights, argnums=(0, 1, 2))(memory, key, beta))
-  assert _all_finite(jac(addressing.sharpen, argnums=(0, 1))(w_prev, gamma))
-  assert _all_finite(jac(addressing.shift, argnums=(0, 1))(w_prev, s))
-  assert _all_finite(jac(addressing.interpolate, argnums=(0, 1, 2))(w_prev, w_prev, gate))
+  for stage, jacobians in zip(("content", "sharpen", "shift", "interpolate"),
+                              _stage_jacobians(*_args(case))):
+    assert _all_finite(jacobians), f"non-finite {stage} Jacobian in case {case}"
+
 
 
 def test_zero_key_gives_uniform_content_weights():
@@ -362,7 +377,7 @@ def test_address_vmap_over_heads_matches_loop():
 
 def test_address_vmap_of_grad_is_finite():
   args = [jnp.stack([a, a]) for a in _args("everything_at_once")]
-  grads = jax.vmap(jax.grad(lambda *a: addressing.address(*a)[2],
-                            argnums=tuple(range(7))))(*args)
+  grads = jax.jit(jax.vmap(jax.grad(lambda *a: addressing.address(*a)[2],
+                                    argnums=tuple(range(7)))))(*args)
   assert _all_finite(grads)
   assert grads[0].shape == (2, 4, 3)

@@ -1,4 +1,5 @@
 """Tests of ntm_jax.heads: raw head-output layout and its constraints."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -82,6 +83,8 @@ def test_tanh_activations_apply_to_key_and_add():
   np.testing.assert_allclose(vectors.add, [np.tanh([1.8, 1.9])], atol=1e-6)
 
 
+_split = jax.jit(heads.split_head_outputs, static_argnums=1)
+
 _CONSTRAINT_CONFIGS = [
     _config(),
     _config(read_heads=2, write_heads=2, shift_range=5),
@@ -94,7 +97,7 @@ def test_split_head_outputs_constraints_hold_for_any_raw_vector(c, data):
   raw = data.draw(hnp.arrays(
       np.float32, (heads.head_output_size(c),),
       elements=st.floats(-1e4, 1e4, width=32, allow_nan=False, allow_infinity=False)))
-  read, write, vectors = heads.split_head_outputs(jnp.asarray(raw), c)
+  read, write, vectors = _split(jnp.asarray(raw), c)
   for a in (read, write):
     assert np.all(np.asarray(a.key_strength) > 0.0)              # beta > 0
     gate = np.asarray(a.gate)
@@ -117,7 +120,7 @@ def test_constraints_are_strict_for_moderate_raw_values(data):
   c = _config()
   raw = data.draw(hnp.arrays(np.float32, (heads.head_output_size(c),),
                              elements=st.floats(-4.0, 4.0, width=32)))
-  read, write, vectors = heads.split_head_outputs(jnp.asarray(raw), c)
+  read, write, vectors = _split(jnp.asarray(raw), c)
   for a in (read, write):
     assert np.all((np.asarray(a.gate) > 0.0) & (np.asarray(a.gate) < 1.0))
     assert np.all(np.abs(np.asarray(a.key)) < 1.0)
@@ -180,3 +183,19 @@ def test_default_head_clip_is_20_and_clips():
   read, _, _ = heads.split_head_outputs(jnp.full((heads.head_output_size(c),), 1e6), c)
   np.testing.assert_allclose(read.key, np.full((1, 4), 20.0))
   assert np.all(np.isfinite(np.asarray(read.key_strength)))
+
+
+def test_forward_only_shift_has_finite_gradients():
+  # The masked logits are -inf; no NaN may leak into the backward pass.
+  c = _config(forward_only_shift=True, shift_range=5)
+  raw = jnp.linspace(-30.0, 30.0, heads.head_output_size(c))
+
+  def loss(r):
+    read, write, vectors = heads.split_head_outputs(r, c)
+    weights = jnp.arange(1.0, 6.0)
+    return ((read.shift_weights @ weights).sum() + (write.shift_weights @ weights).sum()
+            + read.key_strength.sum() + vectors.erase.sum())
+
+  grad = jax.grad(loss)(raw)
+  assert bool(jnp.all(jnp.isfinite(grad)))
+  assert bool(jnp.any(grad != 0.0))

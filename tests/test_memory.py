@@ -71,7 +71,11 @@ def _numpy_write(m, w, e, a):
   return out
 
 
-@given(st.integers(1, 7), st.integers(1, 5), st.integers(0, 2**31 - 1))
+_read = jax.jit(memory.read)  # one compile per hypothesis shape, not one per op
+_write = jax.jit(memory.write)
+
+
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(0, 2**31 - 1))
 def test_read_and_write_match_numpy_reference(n, m_width, seed):
   rng = np.random.default_rng(seed)
   m = rng.normal(size=(n, m_width)).astype(np.float32)
@@ -79,10 +83,10 @@ def test_read_and_write_match_numpy_reference(n, m_width, seed):
   e = rng.uniform(size=m_width).astype(np.float32)
   a = rng.uniform(-1, 1, size=m_width).astype(np.float32)
   expected_read = sum(float(w[i]) * m[i].astype(np.float64) for i in range(n))
-  np.testing.assert_allclose(memory.read(jnp.asarray(m), jnp.asarray(w)), expected_read,
+  np.testing.assert_allclose(_read(jnp.asarray(m), jnp.asarray(w)), expected_read,
                              atol=1e-5)
   np.testing.assert_allclose(
-      memory.write(jnp.asarray(m), jnp.asarray(w), jnp.asarray(e), jnp.asarray(a)),
+      _write(jnp.asarray(m), jnp.asarray(w), jnp.asarray(e), jnp.asarray(a)),
       _numpy_write(m, w, e, a), atol=1e-5)
 
 
@@ -95,3 +99,23 @@ def test_write_is_jittable_and_differentiable():
   # d/d add[j] of sum(write) = sum_i w[i] = 1 for every j.
   np.testing.assert_allclose(grads[3], [1.0, 1.0], atol=1e-6)
   assert all(bool(jnp.all(jnp.isfinite(g))) for g in grads)
+
+
+def test_write_heads_erases_with_every_head_then_adds_every_head():
+  mem = jnp.array([[1.0, 2.0], [3.0, 4.0]])
+  weights = jnp.array([[1.0, 0.0], [0.5, 0.5]])
+  erase = jnp.array([[1.0, 0.0], [0.5, 1.0]])
+  add = jnp.array([[10.0, 20.0], [2.0, 4.0]])
+  # Row 0: keep (1-1)(1-0.25)=0, (1-0)(1-0.5)=0.5 -> [0, 1] + 10+1, 20+2.
+  # Row 1: keep (1-0)(1-0.25)=0.75, (1-0)(1-0.5)=0.5 -> [2.25, 2] + 1, 2.
+  expected = jnp.array([[11.0, 23.0], [3.25, 4.0]])
+  np.testing.assert_allclose(memory.write_heads(mem, weights, erase, add), expected)
+  np.testing.assert_allclose(memory.write_heads(mem, weights[::-1], erase[::-1], add[::-1]),
+                             expected)
+
+
+def test_write_heads_with_one_head_equals_write():
+  mem = jnp.arange(6.0).reshape(3, 2)
+  w, e, a = jnp.array([0.2, 0.5, 0.3]), jnp.array([0.3, 0.9]), jnp.array([1.0, -1.0])
+  np.testing.assert_allclose(memory.write_heads(mem, w[None], e[None], a[None]),
+                             memory.write(mem, w, e, a), rtol=1e-6)
