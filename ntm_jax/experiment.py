@@ -322,10 +322,12 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
   try:
     while step < t.steps:
       began = time.perf_counter()
-      states, step_metrics, eval_metrics = chunk(states)
+      # `states` advances only with `step`: an interruption anywhere in here
+      # leaves the two consistent for the checkpoint written on the way out.
+      new_states, step_metrics, eval_metrics = chunk(states)
       step_metrics, eval_metrics, flags = jax.device_get(
           (step_metrics, eval_metrics,
-           (states.converged_step, states.diverged)))
+           (new_states.converged_step, new_states.diverged)))
       elapsed = time.perf_counter() - began
       if step == start_step:
         compile_s = elapsed  # the first call compiles (and runs one chunk)
@@ -344,14 +346,12 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
       rows[-1]["diverged"] = int(np.sum(diverged))
       metrics_file.write(rows)
       loggers.log_chunk(step + t.eval_every, *_chunk_report(rows[-1], elapsed, t.eval_every))
-      step += t.eval_every
+      states, step = new_states, step + t.eval_every
       bar.update(t.eval_every, float(np.nanmedian(eval_metrics["eval_loss"][:t.seeds])),
                  rows[-1]["converged"], rows[-1]["diverged"], t.seeds)
       if step % config.checkpoint_every == 0 or step >= t.steps:
         _save(manager, step, states)
       if t.stop_when_converged and np.all((converged_step >= 0) | diverged):
-        if step % config.checkpoint_every:
-          _save(manager, step, states)
         log(f"every seed converged or diverged by step {step}: stopping")
         break
   finally:
