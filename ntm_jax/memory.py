@@ -47,5 +47,9 @@ def write_heads(memory: jax.Array, weights: jax.Array, erase: jax.Array,
   Returns:
     [N, M] the new memory. With W = 1 this equals `write`.
   """
-  keep = jnp.prod(1.0 - weights[:, :, None] * erase[:, None, :], axis=0)  # [N, M]
+  # An explicit product over the (few, static) heads: jnp.prod's gradient
+  # is far costlier on CPU than this chain of multiplies.
+  keep = 1.0 - jnp.outer(weights[0], erase[0])  # [N, M]
+  for head in range(1, weights.shape[0]):
+    keep = keep * (1.0 - jnp.outer(weights[head], erase[head]))
   return memory * keep + weights.T @ add
