@@ -16,6 +16,8 @@ from absl import flags
 FLAGS = flags.FLAGS
 
 
+# Bounds are checked by the configs, so every bad value gets the same
+# one-line "error: ..." before anything compiles.
 def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
                  steps: int, learning_rate: float, batch_size: int,
                  controller_size: int = 100, activation: str = "tanh",
@@ -25,10 +27,10 @@ def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
   """Defines the shared flags with this experiment's defaults."""
   d = flags
   # What to run.
-  d.DEFINE_integer("seeds", 30, "Seeds trained at once in one program.", lower_bound=1)
+  d.DEFINE_integer("seeds", 30, "Seeds trained at once in one program.")
   d.DEFINE_integer("seed", 0, "Base seed: seed i uses PRNGKey(seed + i).")
-  d.DEFINE_integer("steps", steps, "Training steps per seed.", lower_bound=1)
-  d.DEFINE_integer("batch_size", batch_size, "Sequences per seed per step.", lower_bound=1)
+  d.DEFINE_integer("steps", steps, "Training steps per seed.")
+  d.DEFINE_integer("batch_size", batch_size, "Sequences per seed per step.")
   d.DEFINE_enum("model", "ntm", ["ntm", "lstm"], "NTM or the LSTM baseline.")
   # NTM.
   d.DEFINE_string("controller", "ff", "Controller: ff (feed-forward) or lstm.")

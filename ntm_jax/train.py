@@ -223,7 +223,7 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig):
       diverged=state.diverged | newly_diverged,
       diverged_step=jnp.where(newly_diverged, state.step, state.diverged_step))
   metrics = {"loss": loss, "bit_errors": bit_errors,
-             "grad_norm": optax.global_norm(grads), "train_length": longest}
+             "grad_norm": optax.tree.norm(grads), "train_length": longest}
   return state, metrics
 
 
