@@ -74,6 +74,14 @@ def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
   d.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
   d.DEFINE_integer("devices", None, "Devices sharing the seeds (default: all local).")
   d.DEFINE_bool("progress", True, "Show a live progress bar.")
+  d.DEFINE_bool("plots", True, "Draw the run's PNGs into <out_dir>/plots/ at the end.")
+  # Weights & Biases. The default never blocks: off unless WANDB_MODE says.
+  from ntm_jax import wandb_logger
+  d.DEFINE_enum("wandb", wandb_logger.default_mode(), list(wandb_logger.MODES),
+                "Log to W&B: off, offline (sync later) or online.")
+  d.DEFINE_string("wandb_project", None, "W&B project (default WANDB_PROJECT or ntm_jax).")
+  d.DEFINE_string("wandb_entity", None, "W&B entity (default WANDB_ENTITY).")
+  d.DEFINE_string("wandb_name", None, "W&B run name.")
 
 
 def config_from_flags(task_name: str, task_options=()):
@@ -134,8 +142,11 @@ def main_for(task_name: str, task_options=()) -> None:
       out_dir = FLAGS.out_dir or experiment.default_out_dir(task_name)
       if FLAGS.resume and not FLAGS.out_dir:
         raise ValueError("--resume needs the --out_dir of the run to continue")
+      from ntm_jax.wandb_logger import WandbLogger
+      loggers = [WandbLogger(FLAGS.wandb, FLAGS.wandb_project, FLAGS.wandb_entity,
+                             FLAGS.wandb_name)] if FLAGS.wandb != "off" else []
       experiment.run(config, out_dir, resume=FLAGS.resume, devices=FLAGS.devices,
-                     progress=FLAGS.progress)
+                     progress=FLAGS.progress, loggers=loggers, plots=FLAGS.plots)
     except ValueError as error:
       sys.exit(f"error: {error}")
     print(f"results in {out_dir}")

@@ -207,6 +207,14 @@ def summarize(config: ExperimentConfig, states, bits_by_length, errors_by_length
           "aggregate": aggregate, "timing": timing}
 
 
+def sweep_metrics(summary: dict) -> dict:
+  """The numbers a sweep ranks runs by, from a summary (W&B and local alike)."""
+  agg = summary["aggregate"]
+  return {"converged_fraction": agg["converged"] / agg["seeds"],
+          "median_steps_to_converge": agg["steps_to_converge"]["median"],
+          "diverged_fraction": agg["diverged"] / agg["seeds"]}
+
+
 def format_summary(summary: dict) -> str:
   """The printed end-of-run table: the text form of summary.json."""
   agg = summary["aggregate"]
@@ -261,7 +269,7 @@ class _Progress:
 
 def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
         devices: Optional[int] = None, progress: bool = True,
-        initial_states=None, log=print, loggers=()) -> dict:
+        initial_states=None, log=print, loggers=(), plots: bool = True) -> dict:
   """Trains all seeds of `config`, writes the run directory, returns the summary.
 
   Args:
@@ -275,6 +283,8 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
     log: where one-line messages go.
     loggers: `ntm_jax.loggers.RunLogger`s (e.g. W&B); their failures never
       stop training.
+    plots: draw the run's PNGs into out_dir/plots/ at the end (listed in the
+      summary under "plots").
   """
   wall_start = time.perf_counter()
   config_path = os.path.join(out_dir, "config.json")
@@ -380,11 +390,25 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
             "param_count": model_lib.param_count(
                 jax.tree_util.tree_map(lambda x: x[0], host_states.params))}
   summary = summarize(config, host_states, bits[:t.seeds], errors[:t.seeds], timing)
-  with open(os.path.join(out_dir, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=2)
+  _write_json(os.path.join(out_dir, "summary.json"), summary)
+  if plots:
+    try:
+      from ntm_jax import inspection  # matplotlib: only when drawing
+      drawn = inspection.write_run_plots(out_dir)
+      summary["plots"] = [os.path.relpath(p, out_dir) for p in drawn["paths"]]
+      _write_json(os.path.join(out_dir, "summary.json"), summary)
+    except Exception as error:  # pictures must never cost the results
+      log(f"warning: drawing the plots failed ({error!r}); results are saved")
   loggers.finish(summary)
   log(format_summary(summary))
   return summary
+
+
+def _write_json(path: str, data) -> None:
+  """Write-then-rename, so a crash never leaves a half-written file."""
+  with open(path + ".tmp", "w") as f:
+    json.dump(data, f, indent=2)
+  os.replace(path + ".tmp", path)
 
 
 def _chunk_report(row: dict, seconds: float, steps: int):

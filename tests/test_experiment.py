@@ -21,8 +21,9 @@ CONFIG = experiment.ExperimentConfig(
     checkpoint_every=50)
 
 
-def _run(out_dir, **kwargs):
-  return experiment.run(CONFIG, str(out_dir), progress=False, log=lambda _: None, **kwargs)
+def _run(out_dir, plots=False, **kwargs):
+  return experiment.run(CONFIG, str(out_dir), progress=False, log=lambda _: None,
+                        plots=plots, **kwargs)
 
 
 def _metrics(out_dir):
@@ -31,7 +32,7 @@ def _metrics(out_dir):
 
 
 def _without_timing(summary):
-  return {k: v for k, v in summary.items() if k != "timing"}
+  return {k: v for k, v in summary.items() if k not in ("timing", "plots")}
 
 
 def _final_params(out_dir):
@@ -43,7 +44,7 @@ def _final_params(out_dir):
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
   out_dir = tmp_path_factory.mktemp("straight")
-  return out_dir, _run(out_dir)
+  return out_dir, _run(out_dir, plots=True)
 
 
 def test_run_writes_config_metrics_checkpoints_and_summary(straight_run):
@@ -135,3 +136,38 @@ def test_bad_flags_stop_with_one_line_before_any_compile(flag, word, tmp_path):
   lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
   assert word in lines[-1], result.stderr[-2000:]
   assert not os.path.exists(tmp_path / "run" / "metrics.jsonl")
+
+
+def test_a_finished_run_has_its_plots(straight_run):
+  out_dir, summary = straight_run
+  assert len(summary["plots"]) == 5
+  for path in summary["plots"]:
+    assert os.path.getsize(out_dir / path) > 1000
+
+
+def test_inspect_redraws_any_seed_length_and_a_larger_memory(straight_run):
+  out_dir, _ = straight_run
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.inspect", str(out_dir), "--seed=1", "--length=10",
+       "--memory_size=32"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, PYTHONPATH=ROOT))
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "seed index 1:" in result.stdout and "at length 10" in result.stdout
+  assert os.path.exists(out_dir / "plots" / "heads_seed1_L10.png")
+  assert os.path.exists(out_dir / "plots" / "memory_seed1_L10.png")
+
+
+def test_export_and_load_round_trip_a_seed(straight_run, tmp_path):
+  from ntm_jax import apply, checkpoints, pretrained
+  out_dir, _ = straight_run
+  pretrained.export(str(out_dir), task="tiny", seed=0, folder=str(tmp_path))
+  model_config, params = pretrained.load("tiny", folder=str(tmp_path))
+  assert model_config == CONFIG.model
+  original = checkpoints.seed_params(checkpoints.load_states(str(out_dir)), 0)
+  for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(original)):
+    np.testing.assert_array_equal(a, b)
+  inputs = jnp.ones((1, 5, 4))
+  np.testing.assert_array_equal(apply(params, inputs, model_config)[0],
+                                apply(original, inputs, model_config)[0])
+  with pytest.raises(ValueError, match="available: tiny"):
+    pretrained.load("nope", folder=str(tmp_path))

@@ -1,0 +1,1 @@
+"""W&B sweep definitions (one YAML per experiment) and a local sweep runner."""
