@@ -96,7 +96,7 @@ def main(argv):
     # The in-chunk evaluation alone, to split the time.
     lengths = np.arange(config.min_length, config.max_length + 1)
     per_length = max(1, -(-config.eval_batch // len(lengths)))
-    evaluate = train.make_seed_parallel(lambda p, k: train._evaluate_padded(
+    evaluate = train.make_seed_parallel(lambda p, k: train.evaluate_padded(
         p, k, task, model, lengths, per_length, config.max_length, None), mesh)
     keys = jax.device_put(jax.vmap(jax.random.PRNGKey)(np.arange(padded)), sharding)
     _timed(evaluate, states.params, keys)

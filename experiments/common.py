@@ -7,7 +7,6 @@ Each experiment module only names its task and its task defaults:
     if __name__ == "__main__":
       common.main_for("copy")
 """
-import os
 import sys
 
 from absl import app

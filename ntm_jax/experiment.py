@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import jax
 import jax.numpy as jnp

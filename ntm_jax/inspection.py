@@ -3,7 +3,6 @@ import os
 from typing import Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ntm_jax import checkpoints, plots

@@ -5,7 +5,7 @@ DPI dots per inch on a fixed size in inches, so the pixel size is
 (width * DPI, height * DPI) as each docstring says.
 """
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import matplotlib
 

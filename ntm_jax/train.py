@@ -15,7 +15,6 @@ import jax.numpy as jnp
 import optax
 
 from ntm_jax import model as model_lib
-from ntm_jax.config import LSTMConfig, NTMConfig
 
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
@@ -227,7 +226,7 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig):
   return state, metrics
 
 
-def _evaluate_padded(params, rng, task, model_config, lengths, batch_size,
+def evaluate_padded(params, rng, task, model_config, lengths, batch_size,
                      max_length: int, memory_size: Optional[int]):
   """Mean bits and bit errors per sequence for each entry of `lengths` [L].
 
@@ -257,7 +256,7 @@ def evaluate_lengths(params, rng, task, model_config, lengths: Sequence[int],
   Returns:
     (bits [L], bit_errors [L]).
   """
-  return _evaluate_padded(params, rng, task, model_config, jnp.asarray(lengths),
+  return evaluate_padded(params, rng, task, model_config, jnp.asarray(lengths),
                           batch_size, max(lengths), memory_size)
 
 
@@ -296,7 +295,7 @@ def train_chunk(state: TrainState, task, model_config, config: TrainConfig):
   # Uniform over the training lengths: the convergence criterion.
   lengths = jnp.arange(config.min_length, config.max_length + 1)
   per_length = max(1, -(-config.eval_batch // lengths.shape[0]))
-  bits, bit_errors = _evaluate_padded(state.params, eval_rng, task, model_config,
+  bits, bit_errors = evaluate_padded(state.params, eval_rng, task, model_config,
                                       lengths, per_length, config.max_length, None)
   eval_bits, eval_errors = jnp.mean(bits), jnp.mean(bit_errors)
   state = _update_convergence(state.replace(rng=rng), eval_errors, config)

@@ -1,7 +1,6 @@
 """Every plot writes a PNG of the documented pixel size, with no display."""
 import matplotlib.image
 import numpy as np
-import pytest
 
 from ntm_jax import plots
 
