@@ -1,8 +1,14 @@
-"""End to end through ntm_jax.experiment.run and the experiments.copy CLI."""
+"""End to end through ntm_jax.experiment.run and the experiments.copy CLI.
+
+Every run here uses one tiny configuration (2 seeds, 200 steps), so each
+costs a few seconds, nearly all of it compiling the training chunk.
+"""
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -12,141 +18,293 @@ import pytest
 from ntm_jax import NTMConfig, experiment, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS, EVAL_EVERY = 200, 50
 CONFIG = experiment.ExperimentConfig(
     task="copy", task_options=(("bits", 3),),
     model=NTMConfig(input_size=4, output_size=3, controller_size=16, memory_rows=8,
                     memory_width=4),
-    train=train.TrainConfig(seeds=2, steps=100, batch_size=2, max_length=3, eval_every=25,
-                            test_lengths=(2, 6), test_memory_size=16, learning_rate=1e-2),
+    train=train.TrainConfig(seeds=2, steps=STEPS, batch_size=2, max_length=3,
+                            eval_every=EVAL_EVERY, test_lengths=(2, 6),
+                            test_memory_size=16),
     checkpoint_every=50)
+PER_SEED = ("loss", "bit_errors", "grad_norm")
+EVALS = ("eval_loss", "eval_bit_errors")
 
 
-def _run(out_dir, plots=False, **kwargs):
-  return experiment.run(CONFIG, str(out_dir), progress=False, log=lambda _: None,
-                        plots=plots, **kwargs)
+def _run(config, out_dir, **kwargs):
+  kwargs.setdefault("plots", False)
+  return experiment.run(config, str(out_dir), progress=False, log=lambda _: None, **kwargs)
+
+
+def _padded_seeds(config):
+  """Seeds run() actually trains: config.train.seeds rounded up to the devices."""
+  devices = len(jax.local_devices())
+  return -(-config.train.seeds // devices) * devices
+
+
+def _metric_lines(out_dir):
+  with open(os.path.join(out_dir, "metrics.jsonl")) as f:
+    return f.read().splitlines()
 
 
 def _metrics(out_dir):
-  with open(os.path.join(out_dir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f]
+  return [json.loads(line) for line in _metric_lines(out_dir)]
+
+
+def _summary(out_dir):
+  with open(os.path.join(out_dir, "summary.json")) as f:
+    return json.load(f)
 
 
 def _without_timing(summary):
   return {k: v for k, v in summary.items() if k not in ("timing", "plots")}
 
 
-def _final_params(out_dir):
+def _checkpoint_steps(out_dir):
+  return sorted(int(name) for name in os.listdir(os.path.join(out_dir, "checkpoints"))
+                if name.isdigit())
+
+
+def _restore(out_dir, config=CONFIG):
+  """(step, stacked TrainState as numpy) of the latest checkpoint, via orbax."""
   import orbax.checkpoint as ocp
   manager = ocp.CheckpointManager(os.path.join(os.path.abspath(out_dir), "checkpoints"))
-  return jax.device_get(manager.restore(manager.latest_step())["params"])
+  step = manager.latest_step()
+  target = jax.tree_util.tree_map(
+      ocp.utils.to_shape_dtype_struct,
+      train.init_states(config.model, config.train, _padded_seeds(config)))
+  restored = manager.restore(step, args=ocp.args.StandardRestore(target))
+  manager.close()
+  return step, jax.tree_util.tree_map(np.asarray, restored)
+
+
+def _assert_trees_equal(a, b):
+  leaves_a, leaves_b = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+  assert len(leaves_a) == len(leaves_b) > 0
+  for x, y in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(x, y)
 
 
 @pytest.fixture(scope="module")
-def straight_run(tmp_path_factory):
-  out_dir = tmp_path_factory.mktemp("straight")
-  return out_dir, _run(out_dir, plots=True)
+def run_a(tmp_path_factory):
+  """One uninterrupted run (with its plots), shared by the module."""
+  out_dir = tmp_path_factory.mktemp("run_a")
+  return out_dir, _run(CONFIG, out_dir, plots=True)
 
 
-def test_run_writes_config_metrics_checkpoints_and_summary(straight_run):
-  out_dir, summary = straight_run
+# The run directory -----------------------------------------------------------
+
+
+def test_config_json_round_trips(run_a):
+  out_dir, _ = run_a
   with open(out_dir / "config.json") as f:
-    assert experiment.ExperimentConfig.from_json(json.load(f)) == CONFIG
+    data = json.load(f)
+  assert experiment.ExperimentConfig.from_json(data) == CONFIG
+  assert data["task_options"] == {"bits": 3} and data["model_kind"] == "ntm"
+
+
+def test_metrics_jsonl_has_one_line_per_step_and_lists_over_seeds(run_a):
+  out_dir, _ = run_a
   rows = _metrics(out_dir)
-  assert [r["step"] for r in rows] == list(range(1, 101))
-  assert all(len(r["loss"]) == 2 and len(r["bit_errors"]) == 2 for r in rows)
-  assert [r["step"] for r in rows if "eval_bit_errors" in r] == [25, 50, 75, 100]
-  assert sorted(os.listdir(out_dir / "checkpoints")) == ["100", "50"]
-  with open(out_dir / "summary.json") as f:
-    on_disk = json.load(f)
-  assert on_disk == json.loads(json.dumps(summary))
-  seeds, aggregate = on_disk["seeds"], on_disk["aggregate"]
+  assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
+  for r in rows:
+    for name in PER_SEED:
+      assert isinstance(r[name], list) and len(r[name]) == 2, (r["step"], name)
+      assert all(isinstance(v, float) for v in r[name]), (r["step"], name)
+    assert r["train_length"] == CONFIG.train.max_length
+  eval_rows = [r for r in rows if "eval_bit_errors" in r]
+  assert [r["step"] for r in eval_rows] == list(range(EVAL_EVERY, STEPS + 1, EVAL_EVERY))
+  for r in eval_rows:
+    for name in EVALS:
+      assert len(r[name]) == 2
+    assert r["converged"] in (0, 1, 2) and r["diverged"] == 0
+
+
+def test_checkpoints_keep_the_latest_two(run_a):
+  out_dir, _ = run_a
+  assert _checkpoint_steps(out_dir) == [150, 200]
+  step, states = _restore(out_dir)
+  assert step == STEPS
+  assert states.step.tolist() == [STEPS] * _padded_seeds(CONFIG)
+
+
+def test_summary_json_per_seed_entries_and_aggregate(run_a):
+  out_dir, returned = run_a
+  summary = _summary(out_dir)
+  assert summary == json.loads(json.dumps(returned))
+  assert summary["task"] == "copy" and summary["model"] == "ntm"
+  seeds, agg = summary["seeds"], summary["aggregate"]
   assert [s["seed"] for s in seeds] == [0, 1]
   for s in seeds:
+    assert {"seed", "converged_step", "diverged", "bit_errors_by_length"} <= set(s)
     assert set(s["bit_errors_by_length"]) == {"2", "6"}
-    assert s["diverged"] is False
-  converged = [s["converged_step"] for s in seeds if s["converged_step"] is not None]
-  assert aggregate["converged"] == len(converged)
-  assert aggregate["diverged"] == 0
-  assert set(aggregate["steps_to_converge"]) == {"q1", "median", "q3"}
-  for length in ("2", "6"):
-    values = [s["bit_errors_by_length"][length] for s in seeds]
-    assert aggregate["median_bit_errors_by_length"][length] == pytest.approx(np.median(values), abs=1e-4)
+    assert set(s["bits_by_length"]) == {"2", "6"}
+    assert s["diverged"] is False and s["diverged_step"] is None
+    assert s["converged_step"] is None or 0 < s["converged_step"] <= STEPS
+  # The aggregate agrees with the per-seed entries.
+  steps = [s["converged_step"] for s in seeds if s["converged_step"] is not None]
+  assert agg["seeds"] == 2
+  assert agg["converged"] == len(steps)
+  assert agg["diverged"] == sum(s["diverged"] for s in seeds) == 0
+  assert agg["collapsed"] == sum(s["collapses"] > 0 for s in seeds)
+  assert set(agg["steps_to_converge"]) == {"q1", "median", "q3"}
+  if steps:
+    q1, median, q3 = np.percentile(steps, [25, 50, 75])
+    assert agg["steps_to_converge"] == {"q1": q1, "median": median, "q3": q3}
+  else:
+    assert agg["steps_to_converge"] == {"q1": None, "median": None, "q3": None}
+  assert set(agg["median_bit_errors_by_length"]) == {"2", "6"}
+  for n in ("2", "6"):
+    values = [s["bit_errors_by_length"][n] for s in seeds]
+    assert agg["median_bit_errors_by_length"][n] == pytest.approx(np.median(values), abs=1e-4)
+    assert agg["seeds_under_1_bit_error_by_length"][n] == sum(v < 1.0 for v in values)
+  assert agg["test_memory_size"] == 16
   # The last evaluation in metrics.jsonl is what the summary calls final.
-  assert rows[-1]["eval_bit_errors"] == [s["final_eval_bit_errors"] for s in seeds]
+  last = _metrics(out_dir)[-1]
+  assert last["eval_bit_errors"] == [s["final_eval_bit_errors"] for s in seeds]
+  assert last["converged"] == agg["converged"]
 
 
-def test_a_run_directory_holding_a_run_refuses_a_fresh_run(straight_run):
-  out_dir, _ = straight_run
+def test_a_directory_holding_checkpoints_refuses_a_fresh_run(run_a):
+  out_dir, _ = run_a
+  before = (_metric_lines(out_dir), (out_dir / "config.json").read_text())
   with pytest.raises(ValueError, match="already holds a run"):
-    _run(out_dir)
+    _run(CONFIG, out_dir)
+  assert (_metric_lines(out_dir), (out_dir / "config.json").read_text()) == before
 
 
-def test_resume_after_an_interruption_ends_as_an_uninterrupted_run(straight_run, tmp_path,
-                                                                   monkeypatch):
-  out_dir, summary = straight_run
+# Resume ----------------------------------------------------------------------
+
+
+def _interrupt_on_call(monkeypatch, n):
+  """Patch the engine, as the runner sees it, to raise KeyboardInterrupt on
+  the n-th call of a compiled chunk."""
   real = experiment.train_lib.make_seed_parallel
 
   def interrupting(fn, mesh=None):
     compiled, calls = real(fn, mesh), []
 
     def call(*args):
-      calls.append(1)
-      if len(calls) == 3:  # mid-run: after 50 steps, during the third chunk
+      calls.append(None)
+      if len(calls) == n:
         raise KeyboardInterrupt
       return compiled(*args)
     return call
 
   monkeypatch.setattr(experiment.train_lib, "make_seed_parallel", interrupting)
+
+
+# checkpoint_every=50 has the step-100 checkpoint on disk already; with 200
+# only the runner's on-the-way-out save (its `finally`) keeps step 100.
+@pytest.mark.parametrize("checkpoint_every", [50, 200])
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(
+    run_a, tmp_path, monkeypatch, checkpoint_every):
+  a_dir, a_summary = run_a
+  config = dataclasses.replace(CONFIG, checkpoint_every=checkpoint_every)
+  b_dir = tmp_path / "b"
+
+  _interrupt_on_call(monkeypatch, 3)  # during the third chunk: after 100 steps
   with pytest.raises(KeyboardInterrupt):
-    _run(tmp_path)
+    _run(config, b_dir)
   monkeypatch.undo()
-  assert not os.path.exists(tmp_path / "summary.json")
-  assert _metrics(tmp_path)[-1]["step"] == 50
-  resumed = _run(tmp_path, resume=True)
-  assert _metrics(tmp_path) == _metrics(out_dir)
-  assert _without_timing(resumed) == _without_timing(summary)
-  for a, b in zip(jax.tree_util.tree_leaves(_final_params(tmp_path)),
-                  jax.tree_util.tree_leaves(_final_params(out_dir))):
-    np.testing.assert_array_equal(a, b)
+  assert not os.path.exists(b_dir / "summary.json")
+  assert [r["step"] for r in _metrics(b_dir)] == list(range(1, 101))
+  assert _checkpoint_steps(b_dir)[-1] == 100
+
+  # resume=True reads config.json from the directory: the config passed is ignored.
+  b_summary = _run(dataclasses.replace(config, checkpoint_every=10**6), b_dir, resume=True)
+  assert _metric_lines(b_dir) == _metric_lines(a_dir)
+  assert _without_timing(b_summary) == _without_timing(a_summary)
+  assert _without_timing(_summary(b_dir)) == _without_timing(_summary(a_dir))
+  assert b_summary["timing"]["steps_run"] == 100
+  step_a, states_a = _restore(a_dir)
+  step_b, states_b = _restore(b_dir)
+  assert step_a == step_b == STEPS
+  _assert_trees_equal(states_b.params, states_a.params)
+  _assert_trees_equal(states_b, states_a)  # best_params, opt_state, rng, bookkeeping
+
+  # Resuming a finished run trains nothing and reports the same results.
+  again = _run(config, b_dir, resume=True)
+  assert again["timing"]["steps_run"] == 0
+  assert _without_timing(again) == _without_timing(a_summary)
+  assert _metric_lines(b_dir) == _metric_lines(a_dir)
 
 
-def test_a_diverged_seed_is_reported_and_the_other_is_untouched(straight_run, tmp_path):
-  out_dir, _ = straight_run
-  states = train.init_states(CONFIG.model, CONFIG.train, 2)
+# Divergence ------------------------------------------------------------------
+
+
+def test_a_diverged_seed_is_reported_and_the_other_seed_is_untouched(run_a, tmp_path):
+  a_dir, _ = run_a
+  states = train.init_states(CONFIG.model, CONFIG.train, _padded_seeds(CONFIG))
   states = states.replace(learning_rate=states.learning_rate.at[1].set(jnp.inf))
-  summary = _run(tmp_path, initial_states=states)
-  assert [s["diverged"] for s in summary["seeds"]] == [True, False][::-1]
+  summary = _run(CONFIG, tmp_path, initial_states=states)
+
+  seeds = summary["seeds"]
+  assert [s["diverged"] for s in seeds] == [False, True]
+  assert seeds[0]["diverged_step"] is None
+  assert seeds[1]["diverged_step"] == 0
   assert summary["aggregate"]["diverged"] == 1
-  assert summary["seeds"][1]["converged_step"] is None
-  clean, poisoned = _metrics(out_dir), _metrics(tmp_path)
-  assert [r["loss"][0] for r in poisoned] == [r["loss"][0] for r in clean]
-  assert [r.get("eval_bit_errors", [None])[0] for r in poisoned] == \
-         [r.get("eval_bit_errors", [None])[0] for r in clean]
+  assert _summary(tmp_path)["seeds"] == json.loads(json.dumps(seeds))
+
+  clean, poisoned = _metrics(a_dir), _metrics(tmp_path)
+  assert len(clean) == len(poisoned) == STEPS
+  for c, p in zip(clean, poisoned):
+    assert p["step"] == c["step"] and p["train_length"] == c["train_length"]
+    for name in PER_SEED + EVALS:
+      if name in c:
+        assert p[name][0] == c[name][0], (c["step"], name)
+    if "diverged" in p:
+      assert p["diverged"] == 1
+  # Seed 0's test results are those of the clean run too.
+  a_seed0 = _summary(a_dir)["seeds"][0]
+  assert seeds[0] == a_seed0
+  # Seed 1 never moved from its initial parameters, and they are finite.
+  _, restored = _restore(tmp_path)
+  for got, init in zip(jax.tree_util.tree_leaves(restored.params),
+                       jax.tree_util.tree_leaves(jax.device_get(states.params))):
+    assert np.isfinite(got).all()
+    np.testing.assert_array_equal(got[1], init[1])
+
+
+# Bad input stops before anything compiles ------------------------------------
 
 
 @pytest.mark.parametrize("flag,word", [
-    ("--seeds=0", "seeds"), ("--shift_range=2", "shift_range"),
-    ("--max_length=200", "memory rows"), ("--controller=foo", "controller")])
-def test_bad_flags_stop_with_one_line_before_any_compile(flag, word, tmp_path):
+    ("--seeds=0", "seeds"),
+    ("--shift_range=2", "shift_range"),
+    ("--max_length=200", "memory rows"),   # longer than the 128 memory rows
+    ("--controller=foo", "controller"),
+])
+def test_bad_flags_exit_with_one_line_before_training(flag, word, tmp_path):
+  out_dir = tmp_path / "run"
+  began = time.monotonic()
   result = subprocess.run(
-      [sys.executable, "-m", "experiments.copy", flag, f"--out_dir={tmp_path}/run"],
-      cwd=ROOT, capture_output=True, text=True, timeout=120,
+      [sys.executable, "-m", "experiments.copy", flag, f"--out_dir={out_dir}",
+       "--wandb=off", "--noprogress"],
+      cwd=ROOT, capture_output=True, text=True, timeout=20,
       env=dict(os.environ, PYTHONPATH=ROOT))
+  assert time.monotonic() - began < 20
   assert result.returncode != 0
-  lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
-  assert word in lines[-1], result.stderr[-2000:]
-  assert not os.path.exists(tmp_path / "run" / "metrics.jsonl")
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr[-2000:]
+  assert lines[0].startswith("error: ") and word in lines[0], lines[0]
+  assert result.stdout == ""
+  assert not os.path.exists(out_dir)  # nothing written: training never started
 
 
-def test_a_finished_run_has_its_plots(straight_run):
-  out_dir, summary = straight_run
+# Beyond the engine: the run's plots, experiments.inspect and pretrained export
+# (carried over from the previous version of this file) -----------------------
+
+
+def test_a_finished_run_has_its_plots(run_a):
+  out_dir, summary = run_a
   assert len(summary["plots"]) == 5
   for path in summary["plots"]:
     assert os.path.getsize(out_dir / path) > 1000
 
 
-def test_inspect_redraws_any_seed_length_and_a_larger_memory(straight_run):
-  out_dir, _ = straight_run
+def test_inspect_redraws_any_seed_length_and_a_larger_memory(run_a):
+  out_dir, _ = run_a
   result = subprocess.run(
       [sys.executable, "-m", "experiments.inspect", str(out_dir), "--seed=1", "--length=10",
        "--memory_size=32"], cwd=ROOT, capture_output=True, text=True, timeout=300,
@@ -157,15 +315,14 @@ def test_inspect_redraws_any_seed_length_and_a_larger_memory(straight_run):
   assert os.path.exists(out_dir / "plots" / "memory_seed1_L10.png")
 
 
-def test_export_and_load_round_trip_a_seed(straight_run, tmp_path):
+def test_export_and_load_round_trip_a_seed(run_a, tmp_path):
   from ntm_jax import apply, checkpoints, pretrained
-  out_dir, _ = straight_run
+  out_dir, _ = run_a
   pretrained.export(str(out_dir), task="tiny", seed=0, folder=str(tmp_path))
   model_config, params = pretrained.load("tiny", folder=str(tmp_path))
   assert model_config == CONFIG.model
   original = checkpoints.seed_params(checkpoints.load_states(str(out_dir)), 0)
-  for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(original)):
-    np.testing.assert_array_equal(a, b)
+  _assert_trees_equal(params, original)
   inputs = jnp.ones((1, 5, 4))
   np.testing.assert_array_equal(apply(params, inputs, model_config)[0],
                                 apply(original, inputs, model_config)[0])
