@@ -76,6 +76,9 @@ def validate(config: ExperimentConfig) -> None:
                        f"{task.memory_needed(t.max_length)} memory rows but "
                        f"memory_rows is {rows}")
     test_rows = t.test_memory_size or rows
+    if test_rows < config.model.shift_range:
+      raise ValueError(f"test memory of {test_rows} rows is smaller than shift_range "
+                       f"{config.model.shift_range}")
     if task.memory_needed(max(t.test_lengths)) > test_rows:
       raise ValueError(f"test length {max(t.test_lengths)} needs "
                        f"{task.memory_needed(max(t.test_lengths))} memory rows but "
@@ -288,31 +291,33 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
   """
   wall_start = time.perf_counter()
   config_path = os.path.join(out_dir, "config.json")
-  if resume and os.path.exists(config_path):
+  if resume:
+    if not os.path.exists(config_path):
+      raise ValueError(f"{out_dir} holds no run to resume (no config.json)")
     with open(config_path) as f:
       config = ExperimentConfig.from_json(json.load(f))
+    log(f"resuming {out_dir} with its saved config.json (other settings are ignored)")
   elif not resume and _has_checkpoints(out_dir):
     raise ValueError(f"{out_dir} already holds a run: pass resume=True (--resume) or "
                      "choose another out_dir")
   validate(config)
-  os.makedirs(out_dir, exist_ok=True)
-  with open(config_path, "w") as f:
-    json.dump(config.to_json(), f, indent=2)
-
   t = config.train
   task = config.make_task()
   mesh = seed_mesh(devices)
+  padded_seeds = -(-t.seeds // mesh.size) * mesh.size
+  if (initial_states is not None
+      and jax.tree_util.tree_leaves(initial_states)[0].shape[0] != padded_seeds):
+    raise ValueError(f"initial_states must hold {padded_seeds} seeds")
+  os.makedirs(out_dir, exist_ok=True)
+  _write_json(config_path, config.to_json())
   loggers = SafeLoggers(loggers, log)
   loggers.start(config.to_json(), out_dir)
-  padded_seeds = -(-t.seeds // mesh.size) * mesh.size
   log(f"{t.seeds} seeds ({padded_seeds - t.seeds} padding) over {mesh.size} "
       f"{jax.default_backend()} device(s): {padded_seeds // mesh.size} per device")
   seed_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
 
   states = (initial_states if initial_states is not None
             else train_lib.init_states(config.model, t, padded_seeds))
-  if jax.tree_util.tree_leaves(states)[0].shape[0] != padded_seeds:
-    raise ValueError(f"initial_states must hold {padded_seeds} seeds")
   states = jax.device_put(states, seed_sharding)
   manager = _checkpoint_manager(out_dir)
   start_step = 0

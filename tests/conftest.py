@@ -1,4 +1,6 @@
 """Shared test setup: strict numpy rank promotion and a fast hypothesis profile."""
+import os
+
 import jax
 from hypothesis import HealthCheck, settings
 
@@ -8,6 +10,8 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # its optimisation passes buy nothing here (about 1.6x faster end to end).
 # The math is unchanged (no fast-math either way); only scheduling/fusion differ.
 jax.config.update("jax_disable_most_optimizations", True)
+# The same for the experiments the tests start as subprocesses.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "true")
 
 settings.register_profile(
     "ntm",

@@ -210,6 +210,10 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(
   assert not os.path.exists(b_dir / "summary.json")
   assert [r["step"] for r in _metrics(b_dir)] == list(range(1, 101))
   assert _checkpoint_steps(b_dir)[-1] == 100
+  # A hard kill could also leave rows past the checkpoint and a cut last
+  # line: resuming must drop them (metrics restart from the checkpoint).
+  with open(b_dir / "metrics.jsonl", "a") as f:
+    f.write("\n".join(_metric_lines(a_dir)[100:130]) + "\n" + '{"step": 131, "lo')
 
   # resume=True reads config.json from the directory: the config passed is ignored.
   b_summary = _run(dataclasses.replace(config, checkpoint_every=10**6), b_dir, resume=True)
@@ -328,3 +332,17 @@ def test_export_and_load_round_trip_a_seed(run_a, tmp_path):
                                 apply(original, inputs, model_config)[0])
   with pytest.raises(ValueError, match="available: tiny"):
     pretrained.load("nope", folder=str(tmp_path))
+
+
+def test_settings_that_cannot_work_fail_before_any_training(tmp_path):
+  small_test_memory = dataclasses.replace(
+      CONFIG, train=dataclasses.replace(CONFIG.train, test_lengths=(1, 2), test_memory_size=2))
+  with pytest.raises(ValueError, match="smaller than shift_range"):
+    experiment.validate(small_test_memory)
+  with pytest.raises(ValueError, match="bad options for task 'copy'"):
+    experiment.validate(dataclasses.replace(CONFIG, task_options=(("bitz", 3),)))
+  with pytest.raises(ValueError, match="no run to resume"):
+    experiment.run(CONFIG, str(tmp_path / "missing"), resume=True, progress=False)
+  with pytest.raises(ValueError, match="devices must be in"):
+    experiment.run(CONFIG, str(tmp_path / "run"), devices=99, progress=False)
+  assert not os.path.exists(tmp_path / "run")

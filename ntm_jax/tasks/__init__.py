@@ -12,7 +12,10 @@ TASKS = {"copy": CopyTask}
 def make_task(name: str, **kwargs):
   if name not in TASKS:
     raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS)}")
-  return TASKS[name](**kwargs)
+  try:
+    return TASKS[name](**kwargs)
+  except TypeError as error:
+    raise ValueError(f"bad options for task {name!r}: {error}") from None
 
 
 __all__ = ["CopyTask", "TASKS", "make_task"]

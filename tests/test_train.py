@@ -1,0 +1,297 @@
+"""The seed-parallel training engine (ntm_jax.train) on tiny configurations."""
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntm_jax import LSTMConfig, NTMConfig, train
+from ntm_jax.tasks import CopyTask
+
+TASK = CopyTask(bits=3)
+MODEL = NTMConfig(input_size=4, output_size=3, controller_size=16, memory_rows=8,
+                  memory_width=4)
+CONFIG = train.TrainConfig(seeds=3, steps=10, batch_size=2, max_length=3, eval_every=5,
+                           eval_batch=6, test_lengths=(2, 4), test_memory_size=8)
+
+
+def _make_chunk(model=MODEL, config=CONFIG):
+  return train.make_seed_parallel(functools.partial(
+      train.train_chunk, task=TASK, model_config=model, config=config))
+
+
+def _leaves(tree):
+  return jax.tree_util.tree_leaves(jax.device_get(tree))
+
+
+@pytest.fixture(scope="module")
+def chunk():
+  """The compiled 5-step chunk for MODEL / CONFIG, shared by the module."""
+  return _make_chunk()
+
+
+@pytest.fixture(scope="module")
+def initial_states():
+  return train.init_states(MODEL, CONFIG, 3)
+
+
+@pytest.fixture(scope="module")
+def one_state(initial_states):
+  """Seed 0's unstacked TrainState (an eager init_state would cost seconds)."""
+  return jax.tree_util.tree_map(lambda x: x[0], initial_states)
+
+
+# sequence_metrics ------------------------------------------------------------
+
+
+def test_sequence_metrics_by_hand():
+  ln3 = math.log(3.0)
+  # B=2, T=3, O=2. sigmoid(ln 3) = 3/4, sigmoid(-ln 3) = 1/4, sigmoid(0) = 1/2.
+  logits = jnp.array([
+      [[ln3, -ln3], [0.0, ln3], [5.0, -5.0]],
+      [[-ln3, -ln3], [ln3, 0.0], [ln3, ln3]],
+  ])
+  targets = jnp.array([
+      [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]],
+      [[1.0, 1.0], [0.0, 0.0], [1.0, 1.0]],
+  ])
+  mask = jnp.array([[1.0, 1.0, 0.0],    # sequence 0: its last step is not scored
+                    [0.0, 1.0, 1.0]])   # sequence 1: its first step is not scored
+  bits, errors = train.sequence_metrics(logits, targets, mask)
+  log2_4, log2_43 = 2.0, math.log2(4 / 3)
+  # Sequence 0: p(1)=3/4 on 1, p(1)=1/4 on 0 -> -log2(3/4) each;
+  # p=1/2 on 1 -> 1 bit; p=3/4 on 0 -> -log2(1/4) = 2 bits.
+  expected_bits_0 = log2_43 + log2_43 + 1.0 + log2_4
+  # Sequence 1: p=3/4 on 0 -> 2 bits, p=1/2 on 0 -> 1 bit, p=3/4 on 1 twice.
+  expected_bits_1 = log2_4 + 1.0 + log2_43 + log2_43
+  np.testing.assert_allclose(bits, [expected_bits_0, expected_bits_1], rtol=1e-5)
+  # Errors: logit > 0 means "1". Seq 0: (0 on 1) at t=1 and (1 on 0) at t=1 -> 2;
+  # the t=2 outputs are both wrong but masked. Seq 1: (1 on 0) at t=1 -> 1;
+  # the masked t=0 output (0 on 1, twice) is not counted.
+  np.testing.assert_array_equal(errors, [2.0, 1.0])
+
+
+def test_sequence_metrics_with_an_empty_mask_is_zero():
+  logits = jnp.full((1, 4, 3), 2.0)
+  bits, errors = train.sequence_metrics(logits, jnp.zeros((1, 4, 3)), jnp.zeros((1, 4)))
+  np.testing.assert_array_equal(bits, [0.0])
+  np.testing.assert_array_equal(errors, [0.0])
+
+
+# curriculum_length -----------------------------------------------------------
+
+
+def test_curriculum_off_is_always_max_length():
+  config = train.TrainConfig(max_length=12, curriculum_steps=0)
+  for step in (0, 1, 500, 10**6):
+    assert int(train.curriculum_length(step, config)) == 12
+
+
+def test_curriculum_grows_linearly_then_holds():
+  config = train.TrainConfig(max_length=10, curriculum_steps=100, curriculum_start=2)
+  # 2 + floor(min(step / 100, 1) * 8)
+  expected = {0: 2, 13: 3, 25: 4, 50: 6, 99: 9, 100: 10, 150: 10, 10**5: 10}
+  got = {s: int(train.curriculum_length(s, config)) for s in expected}
+  assert got == expected
+  # The step may be traced: the same values from a jitted call on int32 steps.
+  jitted = jax.jit(lambda s: train.curriculum_length(s, config))
+  steps = jnp.array(list(expected), jnp.int32)
+  assert jax.vmap(jitted)(steps).tolist() == list(expected.values())
+
+
+# _update_convergence ---------------------------------------------------------
+
+
+def _marked_params(params, mark):
+  return jax.tree_util.tree_map(lambda x: jnp.full_like(x, mark), params)
+
+
+# Jitted (config static): one compile instead of many small eager dispatches.
+_update_convergence = jax.jit(train._update_convergence, static_argnums=2)
+
+
+def test_convergence_bookkeeping_step_by_step(one_state):
+  config = train.TrainConfig(converge_threshold=0.1, converge_patience=2)
+  state = one_state
+  template = state.params
+  errors = [0.5, 0.05, 0.05, 0.05, 0.5, 0.5, 0.05]
+  # (converged_step, collapses, best_eval, streak_start, below, above, best mark)
+  expected = [
+      (-1, 0, 0.5, -1, 0, 1, 0),      # 100: above
+      (-1, 0, 0.05, 200, 1, 0, 1),    # 200: below, streak starts, patience not met
+      (200, 0, 0.05, 200, 2, 0, 2),   # 300: 2nd below in a row: converged at 200
+      (200, 0, 0.05, 200, 3, 0, 3),   # 400: stays converged; ties keep the latest params
+      (200, 0, 0.05, 200, 0, 1, 3),   # 500: one bad eval is tolerated
+      (-1, 1, 0.05, 200, 0, 2, 3),    # 600: 2nd bad eval in a row: collapse
+      (-1, 1, 0.05, 700, 1, 0, 6),    # 700: a new streak, not yet converged again
+  ]
+  for i, (error, want) in enumerate(zip(errors, expected)):
+    state = state.replace(step=jnp.int32(100 * (i + 1)),
+                          params=_marked_params(template, float(i)))
+    state = _update_convergence(state, jnp.float32(error), config)
+    got = (int(state.converged_step), int(state.collapses), float(state.best_eval),
+           int(state.streak_start), int(state.below_count), int(state.above_count))
+    assert got[:2] == want[:2], (i, got, want)
+    assert got[2] == pytest.approx(want[2]), (i, got, want)
+    assert got[3:] == want[3:6], (i, got, want)
+    assert float(state.last_eval) == pytest.approx(error)
+    for leaf in _leaves(state.best_params):
+      assert np.all(leaf == want[6]), (i, "best_params mark", leaf.ravel()[:3], want[6])
+
+
+def test_a_nan_evaluation_counts_as_above_and_never_becomes_best(one_state):
+  config = train.TrainConfig(converge_threshold=0.1, converge_patience=1)
+  state = one_state
+  state = _update_convergence(state.replace(step=jnp.int32(10)), jnp.float32(0.0),
+                              config)
+  assert int(state.converged_step) == 10
+  state = _update_convergence(state.replace(step=jnp.int32(20)),
+                              jnp.float32(jnp.nan), config)
+  assert int(state.converged_step) == -1 and int(state.collapses) == 1
+  assert float(state.best_eval) == 0.0
+  assert math.isnan(float(state.last_eval))
+
+
+# TrainConfig validation ------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs,word", [
+    ({"seeds": 0}, "seeds"),
+    ({"steps": 30, "eval_every": 20}, "multiple of eval_every"),
+    ({"min_length": 5, "max_length": 3}, "min_length"),
+    ({"optimizer": "sgd"}, "optimizer"),
+    ({"lr_schedule": "step"}, "lr_schedule"),
+    ({"learning_rate": 0.0}, "learning_rate"),
+    ({"test_lengths": ()}, "test_lengths"),
+    ({"curriculum_steps": 10, "curriculum_start": 30, "max_length": 20}, "curriculum_start"),
+])
+def test_bad_train_config_raises_a_one_line_value_error(kwargs, word):
+  with pytest.raises(ValueError, match=word) as error:
+    train.TrainConfig(**kwargs)
+  assert "\n" not in str(error.value)
+
+
+def test_train_config_normalises_test_lengths_to_a_tuple_of_ints():
+  config = train.TrainConfig(test_lengths=[np.int64(3), 5.0])
+  assert config.test_lengths == (3, 5)
+  assert all(type(n) is int for n in config.test_lengths)
+  hash(config)  # static argument of jit: must stay hashable
+
+
+# The engine ------------------------------------------------------------------
+
+
+def test_a_diverged_seed_is_frozen_and_isolated(chunk, initial_states):
+  poisoned = initial_states.replace(
+      learning_rate=initial_states.learning_rate.at[1].set(jnp.inf))
+  clean, clean_metrics, _ = chunk(initial_states)
+  bad, bad_metrics, bad_eval = chunk(poisoned)
+
+  assert jax.device_get(clean.diverged).tolist() == [False, False, False]
+  assert jax.device_get(bad.diverged).tolist() == [False, True, False]
+  diverged_step = jax.device_get(bad.diverged_step).tolist()
+  assert diverged_step[1] >= 0
+  assert diverged_step[1] == 0  # the very first update is infinite
+  assert diverged_step[0] == diverged_step[2] == -1
+  assert jax.device_get(bad.step).tolist() == [5, 5, 5]
+
+  init_leaves = _leaves(initial_states.params)
+  for got, ref, init in zip(_leaves(bad.params), _leaves(clean.params), init_leaves):
+    assert np.isfinite(got).all()
+    np.testing.assert_array_equal(got[1], init[1])  # every update was skipped
+    np.testing.assert_array_equal(got[[0, 2]], ref[[0, 2]])
+  for got, ref in zip(_leaves(bad.opt_state), _leaves(clean.opt_state)):
+    np.testing.assert_array_equal(got[[0, 2]], ref[[0, 2]])
+  # Seeds 0 and 2 saw exactly the clean run's steps and evaluation.
+  for name in clean_metrics:
+    np.testing.assert_array_equal(np.asarray(bad_metrics[name])[[0, 2]],
+                                  np.asarray(clean_metrics[name])[[0, 2]])
+  # The frozen seed's evaluation still uses finite params.
+  assert np.isfinite(np.asarray(bad_eval["eval_loss"])).all()
+
+  # Once diverged, always diverged: a later chunk keeps it frozen.
+  again, _, _ = chunk(bad)
+  assert jax.device_get(again.diverged).tolist() == [False, True, False]
+  assert int(again.diverged_step[1]) == 0
+  for got, init in zip(_leaves(again.params), init_leaves):
+    np.testing.assert_array_equal(got[1], init[1])
+
+
+def test_one_chunk_advances_every_seed_and_reports_per_step_metrics(chunk, initial_states):
+  states, step_metrics, eval_metrics = chunk(initial_states)
+  assert jax.device_get(states.step).tolist() == [5, 5, 5]
+  assert set(step_metrics) == {"loss", "bit_errors", "grad_norm", "train_length"}
+  for name, values in step_metrics.items():
+    assert values.shape == (3, CONFIG.eval_every), name
+  assert np.all(np.asarray(step_metrics["train_length"]) == CONFIG.max_length)
+  assert set(eval_metrics) == {"eval_loss", "eval_bit_errors"}
+  for values in eval_metrics.values():
+    assert values.shape == (3,) and np.isfinite(np.asarray(values)).all()
+  # Different seeds are different runs.
+  first = _leaves(states.params)[0]
+  assert not np.array_equal(first[0], first[1])
+  # The evaluation was recorded in the state.
+  np.testing.assert_array_equal(states.last_eval, eval_metrics["eval_bit_errors"])
+
+
+def test_training_lowers_the_loss(chunk, initial_states):
+  # The learning rate is per-seed state, so a faster one needs no recompile.
+  states = initial_states.replace(learning_rate=jnp.full((3,), 1e-2, jnp.float32))
+  losses = []
+  for _ in range(40):  # 200 steps
+    states, metrics, _ = chunk(states)
+    losses.append(np.asarray(metrics["loss"]))  # [seeds, 5]
+  losses = np.concatenate(losses, axis=1)       # [seeds, 200]
+  assert np.isfinite(losses).all()
+  # About 5.9 -> 2.5-2.9 bits per sequence for base seeds 0-3 (ratio <= 0.48).
+  start, end = losses[:, :25].mean(), losses[:, -25:].mean()
+  assert end < 0.8 * start, (start, end)
+  assert not np.asarray(states.diverged).any()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_both_optimizers_train_finitely(optimizer, chunk, initial_states):
+  if optimizer == CONFIG.optimizer:
+    config, run = CONFIG, chunk  # reuse the module's compiled chunk
+  else:
+    config = dataclasses.replace(CONFIG, optimizer=optimizer)
+    run = _make_chunk(MODEL, config)
+  # The optimizer state's structure depends on the optimizer.
+  states = initial_states.replace(opt_state=jax.vmap(
+      train.make_optimizer(config).init)(initial_states.params))
+  new, metrics, evals = run(states)
+  assert np.isfinite(np.asarray(metrics["loss"])).all()
+  assert np.isfinite(np.asarray(evals["eval_loss"])).all()
+  assert not np.asarray(new.diverged).any()
+  assert jax.device_get(new.step).tolist() == [5, 5, 5]
+  moved = False
+  for got, init in zip(_leaves(new.params), _leaves(states.params)):
+    assert np.isfinite(got).all()
+    moved |= not np.array_equal(got, init)
+  assert moved
+  for leaf in _leaves(new.opt_state):
+    assert np.isfinite(leaf).all()
+
+
+def test_the_lstm_baseline_trains_through_the_same_chunk():
+  model = LSTMConfig(input_size=4, output_size=3, size=8, layers=1)
+  config = train.TrainConfig(seeds=2, steps=5, batch_size=2, max_length=3, eval_every=5,
+                             eval_batch=3, test_lengths=(2,), test_memory_size=None)
+  states = train.init_states(model, config, 2)
+  new, metrics, evals = _make_chunk(model, config)(states)
+  assert np.isfinite(np.asarray(metrics["loss"])).all()
+  assert np.isfinite(np.asarray(evals["eval_bit_errors"])).all()
+  assert not np.asarray(new.diverged).any()
+  for got, init in zip(_leaves(new.params), _leaves(states.params)):
+    assert np.isfinite(got).all()
+    assert not np.array_equal(got, init)
+
+
+def test_cosine_schedule_goes_from_full_to_final_fraction():
+  config = train.TrainConfig(steps=1000, eval_every=100, lr_schedule="cosine",
+                             lr_final_fraction=0.1)
+  got = [float(train.learning_rate_scale(s, config)) for s in (0, 500, 1000)]
+  np.testing.assert_allclose(got, [1.0, 0.55, 0.1], rtol=1e-6)
