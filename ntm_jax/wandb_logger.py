@@ -1,16 +1,21 @@
 """Weights & Biases backend for the engine's logging interface.
 
-Never blocks a run: with no API key "online" falls back to "offline"; an
-init that fails or times out falls back to offline, then to no logging, each
-announced in one line. `wandb` is imported only when a logger starts.
+Never blocks or fails a run. "online" with no credentials, or with a W&B
+server that cannot be reached (checked with a short TCP connect) or does not
+answer within `init_timeout`, falls back to "offline"; an offline init that
+fails too means no W&B for this run. Each fallback is announced in one line.
+`wandb` is imported only when a logger starts, so `import ntm_jax` stays light.
 """
-import netrc
 import os
+import socket
+import threading
 from typing import Callable, Optional
+from urllib.parse import urlsplit
 
 from ntm_jax.experiment import sweep_metrics
 
 MODES = ("off", "offline", "online")
+DEFAULT_BASE_URL = "https://api.wandb.ai"
 
 
 def default_mode() -> str:
@@ -20,13 +25,88 @@ def default_mode() -> str:
           "online": "online", "run": "online"}.get(mode, "off")
 
 
-def _has_api_key() -> bool:
-  if os.environ.get("WANDB_API_KEY"):
+def _base_url() -> str:
+  return os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
+
+
+def _has_credentials(base_url: str) -> bool:
+  """Whether wandb.init would find credentials without prompting."""
+  if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
     return True
-  try:
-    return netrc.netrc().authenticators("api.wandb.ai") is not None
-  except (OSError, netrc.NetrcParseError):
-    return False
+  try:  # wandb's own lookup: env vars, the .netrc ($NETRC) entry for this host
+    from wandb.sdk.lib import wbauth
+    return wbauth.authenticate_session(host=base_url, source="ntm_jax", prompt=False,
+                                       update_session=False) is not None
+  except Exception:  # a wandb without this private API: read the .netrc ourselves
+    import netrc
+    try:
+      path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+      return netrc.netrc(path).authenticators(urlsplit(base_url).netloc) is not None
+    except (OSError, netrc.NetrcParseError):
+      return False
+
+
+def _unreachable(base_url: str, timeout: float) -> Optional[str]:
+  """Why a TCP connection to the W&B server fails within `timeout`, or None.
+
+  Runs in a thread so a slow DNS lookup is bounded too. Skipped (None) behind
+  an HTTP(S) proxy, where only wandb knows the way out.
+  """
+  if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
+                                      "http_proxy", "ALL_PROXY", "all_proxy")):
+    return None
+  parts = urlsplit(base_url)
+  host = parts.hostname
+  if not host:
+    return None
+  port = parts.port or (443 if parts.scheme == "https" else 80)
+  outcome = []
+
+  def connect():
+    try:
+      socket.create_connection((host, port), timeout=timeout).close()
+      outcome.append(None)
+    except OSError as error:
+      outcome.append(f"{type(error).__name__}: {error}")
+
+  thread = threading.Thread(target=connect, daemon=True)
+  thread.start()
+  thread.join(timeout)
+  if not outcome:
+    return f"no answer from {host}:{port} within {timeout:.0f} s"
+  return outcome[0]
+
+
+def _one_line(error: BaseException) -> str:
+  text = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+def chunk_data(aggregate: dict, per_seed: dict, base_seed: int = 0) -> dict:
+  """One wandb.log payload: the aggregates, and per seed `seed_<k>/<name>`."""
+  data = dict(aggregate)
+  for name, values in per_seed.items():
+    for i, value in enumerate(values):
+      if value is not None:  # diverged (non-finite) values are stored as None
+        data[f"seed_{base_seed + i}/{name}"] = value
+  return data
+
+
+def summary_data(summary: dict) -> dict:
+  """The run-summary entries; `converged_fraction` etc. are the sweep metrics."""
+  agg = summary["aggregate"]
+  return {**sweep_metrics(summary), "seeds": agg["seeds"],
+          "converged": agg["converged"], "diverged": agg["diverged"]}
+
+
+def generalisation_rows(summary: dict):
+  """(columns, rows): a row per seed, bit errors per sequence per test length."""
+  lengths = list(summary["aggregate"]["median_bit_errors_by_length"])
+  columns = (["seed", "converged_step", "diverged"]
+             + [f"bit_errors_L{n}" for n in lengths])
+  rows = [[s["seed"], s["converged_step"], s["diverged"]]
+          + [s["bit_errors_by_length"][n] for n in lengths] for s in summary["seeds"]]
+  return columns, rows
 
 
 class WandbLogger:
@@ -34,18 +114,32 @@ class WandbLogger:
 
   def __init__(self, mode: str = "offline", project: Optional[str] = None,
                entity: Optional[str] = None, name: Optional[str] = None,
-               log: Callable[[str], None] = print, init_timeout: float = 30.0):
+               log: Callable[[str], None] = print, init_timeout: float = 30.0,
+               connect_timeout: float = 5.0):
     if mode not in MODES:
       raise ValueError(f"unknown W&B mode {mode!r}; choose one of {MODES}")
     self.mode = mode
-    self.project = project or os.environ.get("WANDB_PROJECT", "ntm_jax")
+    self.project = project or os.environ.get("WANDB_PROJECT") or "ntm_jax"
     self.entity = entity or os.environ.get("WANDB_ENTITY")
     self.name = name
     self.log = log
     self.init_timeout = init_timeout
+    self.connect_timeout = connect_timeout
     self.run = None
     self.base_seed = 0
     self.out_dir = "."
+
+  def _online_or_offline(self) -> str:
+    base_url = _base_url()
+    if not _has_credentials(base_url):
+      self.log("W&B: no API key (set WANDB_API_KEY or run `wandb login`): "
+               "logging offline instead")
+      return "offline"
+    reason = _unreachable(base_url, min(self.connect_timeout, self.init_timeout))
+    if reason is not None:
+      self.log(f"W&B: cannot reach {base_url} ({reason}); logging offline instead")
+      return "offline"
+    return "online"
 
   def start(self, config: dict, out_dir: str) -> None:
     self.base_seed = config.get("train", {}).get("seed", 0)
@@ -53,50 +147,50 @@ class WandbLogger:
     if self.mode == "off":
       return
     import wandb
-    mode = self.mode
-    if mode == "online" and not _has_api_key():
-      self.log("W&B: no API key (WANDB_API_KEY or `wandb login`): logging offline instead")
-      mode = "offline"
+    mode = self._online_or_offline() if self.mode == "online" else self.mode
+    # Never prompt, never capture the console; bounded waits everywhere.
     settings = wandb.Settings(silent=True, console="off", init_timeout=self.init_timeout,
-                              x_disable_stats=True, disable_git=True)
+                              login_timeout=self.init_timeout, x_disable_stats=True,
+                              disable_git=True)
+    in_sweep = bool(os.environ.get("WANDB_SWEEP_ID"))  # the sweep names the project
     for attempt in (mode, "offline") if mode == "online" else (mode,):
       try:
-        self.run = wandb.init(project=self.project, entity=self.entity, name=self.name,
-                              dir=os.path.abspath(out_dir), config=config, mode=attempt,
-                              settings=settings, reinit="create_new")
+        self.run = wandb.init(
+            project=None if in_sweep else self.project,
+            entity=None if in_sweep else self.entity, name=self.name,
+            dir=os.path.abspath(out_dir), config=config, mode=attempt,
+            settings=settings, reinit="create_new")
         mode = attempt
         break
       except Exception as error:  # no network, server down, bad entity...
-        self.log(f"W&B: {attempt} init failed ({type(error).__name__}: {error}); "
-                 + ("trying offline" if attempt == "online" else "not logging to W&B"))
-    if self.run is not None and mode == "offline":
-      self.log(f"W&B: logging offline; upload later with: wandb sync "
+        self.log(f"W&B: {attempt} init failed ({_one_line(error)}); "
+                 + ("logging offline instead" if attempt == "online"
+                    else "not logging to W&B"))
+    if self.run is None:
+      return
+    if mode == "offline":
+      self.log("W&B: logging offline; upload later with: wandb sync "
                f"{os.path.dirname(self.run.dir)}")
+    else:
+      self.log(f"W&B: logging to {self.run.url}")
 
   def log_chunk(self, step: int, aggregate: dict, per_seed: dict) -> None:
     if self.run is None:
       return
-    data = dict(aggregate)
-    for name, values in per_seed.items():
-      for i, value in enumerate(values):
-        if value is not None:
-          data[f"seed_{self.base_seed + i}/{name}"] = value
-    self.run.log(data, step=step)
+    self.run.log(chunk_data(aggregate, per_seed, self.base_seed), step=step)
 
   def finish(self, summary: dict) -> None:
     if self.run is None:
       return
-    import wandb
-    for key, value in sweep_metrics(summary).items():
-      self.run.summary[key] = value
-    lengths = list(summary["aggregate"]["median_bit_errors_by_length"])
-    table = wandb.Table(columns=["seed", "converged_step", "diverged"]
-                        + [f"bit_errors_L{n}" for n in lengths])
-    for seed in summary["seeds"]:
-      table.add_data(seed["seed"], seed["converged_step"], seed["diverged"],
-                     *[seed["bit_errors_by_length"][n] for n in lengths])
-    images = {f"plots/{os.path.splitext(os.path.basename(p))[0]}":
-              wandb.Image(os.path.join(self.out_dir, p)) for p in summary.get("plots", [])}
-    self.run.log({"generalisation": table, **images})
-    self.run.finish()
-    self.run = None
+    run, self.run = self.run, None
+    try:
+      import wandb
+      for key, value in summary_data(summary).items():
+        run.summary[key] = value
+      columns, rows = generalisation_rows(summary)
+      table = wandb.Table(columns=columns, data=rows)
+      images = {f"plots/{os.path.splitext(os.path.basename(p))[0]}":
+                wandb.Image(os.path.join(self.out_dir, p)) for p in summary.get("plots", [])}
+      run.log({"generalisation": table, **images})
+    finally:
+      run.finish()  # even if the summary failed: close the run's files

@@ -3,9 +3,12 @@
     python -m sweeps.run sweeps/copy.yaml --trials 8 [--out_dir DIR] [--set steps=1000 ...]
 
 Reads the same YAML, draws trials (grid or random; bayes falls back to
-random), runs each as the YAML's command with absl-style `--name=value`
-flags, reads each trial's summary.json and ranks the trials by the YAML's
-metric, printing the table and writing it to DIR/ranking.md and ranking.json.
+random), runs each trial as the YAML's command with the macros resolved the
+way `wandb agent` resolves them (`${args}` -> `--name=value`), plus
+`--out_dir=DIR/trial_NNN --wandb=off --progress=false`, then reads each
+trial's summary.json and ranks the trials by the YAML's metric (computed by
+`ntm_jax.experiment.sweep_metrics`, as the W&B logger does), printing the
+table and writing DIR/ranking.md and DIR/ranking.json.
 """
 import argparse
 import datetime
@@ -14,6 +17,7 @@ import json
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 
@@ -21,141 +25,236 @@ import yaml
 
 from ntm_jax.experiment import sweep_metrics
 
+METHODS = ("grid", "random", "bayes")
+_ENVVAR = re.compile(r"\$\{envvar:([A-Za-z0-9_]*)\}")
+
 
 def load(path: str) -> dict:
+  """A sweep YAML, checked for the keys this runner and W&B both need."""
   with open(path) as f:
     sweep = yaml.safe_load(f)
+  if not isinstance(sweep, dict):
+    raise ValueError(f"{path}: not a sweep (a YAML mapping)")
   for key in ("method", "metric", "parameters", "command"):
     if key not in sweep:
       raise ValueError(f"{path}: sweep has no {key!r}")
+  if sweep["method"] not in METHODS:
+    raise ValueError(f"{path}: unknown method {sweep['method']!r}; one of {METHODS}")
+  if sweep["metric"].get("goal", "maximize") not in ("maximize", "minimize"):
+    raise ValueError(f"{path}: metric goal must be maximize or minimize")
   return sweep
 
 
-def _draw(spec: dict, rng: random.Random):
+def _quantize(x: float, spec: dict):
+  q = spec.get("q", 1)
+  x = round(x / q) * q
+  return int(x) if isinstance(q, int) else x
+
+
+def _draw(name: str, spec: dict, rng: random.Random):
+  """One value of a parameter, for W&B's parameter specs."""
   if "value" in spec:
     return spec["value"]
   if "values" in spec:
-    return rng.choice(spec["values"])
-  kind = spec.get("distribution", "uniform")
-  low, high = spec["min"], spec["max"]
-  if kind == "int_uniform":
-    return rng.randint(low, high)
-  if kind == "uniform":
-    return rng.uniform(low, high)
-  if kind == "log_uniform_values":
-    return math.exp(rng.uniform(math.log(low), math.log(high)))
-  if kind == "log_uniform":  # W&B: min/max are natural logs
-    return math.exp(rng.uniform(low, high))
-  raise ValueError(f"unsupported distribution {kind!r}")
+    weights = spec.get("probabilities")
+    return rng.choices(spec["values"], weights=weights)[0] if weights else rng.choice(spec["values"])
+  kind = spec.get("distribution")
+  if kind is None:  # W&B infers it from min/max: ints -> int_uniform
+    kind = ("int_uniform" if isinstance(spec.get("min"), int) and isinstance(spec.get("max"), int)
+            else "uniform")
+  base = kind[2:] if kind.startswith("q_") else kind
+  if base == "int_uniform":
+    x = rng.randint(spec["min"], spec["max"])
+  elif base == "uniform":
+    x = rng.uniform(spec["min"], spec["max"])
+  elif base == "log_uniform_values":  # min/max are the values
+    x = math.exp(rng.uniform(math.log(spec["min"]), math.log(spec["max"])))
+  elif base == "log_uniform":  # min/max are natural logs
+    x = math.exp(rng.uniform(spec["min"], spec["max"]))
+  elif base == "inv_log_uniform_values":
+    x = 1 / math.exp(rng.uniform(math.log(1 / spec["max"]), math.log(1 / spec["min"])))
+  elif base == "normal":
+    x = rng.gauss(spec.get("mu", 0.0), spec.get("sigma", 1.0))
+  elif base == "log_normal":
+    x = math.exp(rng.gauss(spec.get("mu", 0.0), spec.get("sigma", 1.0)))
+  elif base == "beta":
+    x = rng.betavariate(spec.get("a", 1.0), spec.get("b", 1.0))
+  else:
+    raise ValueError(f"parameter {name!r}: unsupported distribution {kind!r}")
+  return _quantize(x, spec) if kind.startswith("q_") else x
 
 
-def trials(sweep: dict, count: int, seed: int = 0) -> list:
-  """`count` parameter dicts drawn as the sweep's method says."""
+def trials(sweep: dict, count: int, seed: int = 0, log=print) -> list:
+  """Up to `count` parameter dicts drawn as the sweep's method says."""
   parameters = sweep["parameters"]
   method = sweep["method"]
   if method == "grid":
     names = sorted(parameters)
-    choices = [parameters[n]["values"] if "values" in parameters[n] else [parameters[n]["value"]]
-               for n in names]
-    return [dict(zip(names, combo)) for combo in itertools.product(*choices)][:count]
+    choices = []
+    for name in names:
+      spec = parameters[name]
+      if "values" in spec:
+        choices.append(spec["values"])
+      elif "value" in spec:
+        choices.append([spec["value"]])
+      else:
+        raise ValueError(f"grid search needs value or values for {name!r}")
+    grid = [dict(zip(names, combo)) for combo in itertools.product(*choices)]
+    if len(grid) > count:
+      log(f"sweeps.run: the grid has {len(grid)} points; running the first {count}")
+    return grid[:count]
   if method == "bayes":
-    print("sweeps.run: the bayes method needs the W&B server; drawing at random instead")
-  elif method != "random":
-    raise ValueError(f"unknown sweep method {method!r}")
+    log("sweeps.run: the bayes method needs the W&B server; drawing at random instead")
   rng = random.Random(seed)
-  return [{name: _draw(spec, rng) for name, spec in sorted(parameters.items())}
+  return [{name: _draw(name, spec, rng) for name, spec in sorted(parameters.items())}
           for _ in range(count)]
 
 
-def _flag(name: str, value) -> str:
-  if isinstance(value, bool):
-    value = str(value).lower()
-  return f"--{name}={value}"
+def _args(parameters: dict) -> dict:
+  """The argument forms `wandb agent` offers, formatted as it formats them."""
+  pairs = [(name, value) for name, value in parameters.items()]
+  return {
+      "args": [f"--{n}={v}" for n, v in pairs],
+      "args_no_hyphens": [f"{n}={v}" for n, v in pairs],
+      "args_no_equals": [x for n, v in pairs for x in (f"--{n}", str(v))],
+      "args_no_boolean_flags": [f"--{n}" if isinstance(v, bool) else f"--{n}={v}"
+                                for n, v in pairs if v is not False],
+      "args_json": [json.dumps(parameters)],
+  }
 
 
 def command(sweep: dict, parameters: dict) -> list:
-  """The YAML's command with W&B's macros resolved the way an agent does."""
-  args = [_flag(name, value) for name, value in parameters.items()]
+  """The YAML's command with W&B's macros resolved the way an agent does.
+
+  `${env}` (the agent's /usr/bin/env) is dropped and `${interpreter}` is this
+  Python, so the command is [sys.executable, "-m", module, "--name=value", ...].
+  """
+  expansions = {"env": [], "interpreter": [sys.executable],
+                "program": [sweep.get("program", "")], **_args(parameters)}
   resolved = []
   for item in sweep["command"]:
-    if item == "${env}":
-      continue  # /usr/bin/env only finds the interpreter; we have it already
-    if item == "${interpreter}":
-      resolved.append(sys.executable)
-    elif item == "${program}":
-      resolved.append(sweep["program"])
-    elif item == "${args}":
-      resolved.extend(args)
+    item = _ENVVAR.sub(lambda m: os.environ.get(m.group(1), m.group(1)), str(item))
+    if item.startswith("${") and item.endswith("}"):
+      if item[2:-1] not in expansions:
+        raise ValueError(f"unsupported command macro {item}")
+      resolved.extend(expansions[item[2:-1]])
     else:
       resolved.append(item)
   return resolved
 
 
 def _parse_value(text: str):
+  """`--set name=value`: a YAML scalar (1e-3, true, 20) or the raw text."""
   try:
-    return yaml.safe_load(text)
+    value = yaml.safe_load(text)
   except yaml.YAMLError:
     return text
+  return value if isinstance(value, (bool, int, float, str)) else text
+
+
+def rank(results: list, metric: str, goal: str) -> list:
+  """Best first by `metric`; then finished trials without a value (e.g. no
+  seed converged, so no median), then failed trials; ties keep trial order."""
+  def key(r):
+    value = r["metrics"].get(metric)
+    if value is None:
+      return (1 if r["metrics"] else 2, 0.0)
+    return (0, -value if goal == "maximize" else value)
+  return sorted(results, key=key)
+
+
+def ranking_table(results: list, metric: str, columns: list) -> str:
+  """A Markdown table: rank, trial, the sweep metrics, then the parameters."""
+  metric_names = [metric] + [m for m in ("converged_fraction", "median_steps_to_converge",
+                                         "diverged_fraction") if m != metric]
+  def cell(value):
+    if value is None:
+      return "-"
+    if isinstance(value, float):
+      return f"{value:.4g}"
+    return str(value)
+  lines = ["| rank | trial | " + " | ".join(metric_names + columns) + " |",
+           "|" + " --- |" * (2 + len(metric_names) + len(columns))]
+  for position, r in enumerate(results, 1):
+    cells = ([cell(r["metrics"].get(m)) for m in metric_names]
+             + [cell(r["parameters"].get(c)) for c in columns])
+    lines.append(f"| {position} | {r['trial']} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
 
 
 def main(argv=None) -> list:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = argparse.ArgumentParser(
+      prog="python -m sweeps.run", description=__doc__.splitlines()[0])
   parser.add_argument("sweep", help="a sweep YAML, e.g. sweeps/copy.yaml")
-  parser.add_argument("--trials", type=int, default=4)
-  parser.add_argument("--out_dir", default=None)
-  parser.add_argument("--seed", type=int, default=0, help="seed of the trial draws")
+  parser.add_argument("--trials", type=int, default=4, help="trials to run (grid: at most)")
+  parser.add_argument("--out_dir", default=None,
+                      help="sweep directory (default runs/sweeps/<name>/<timestamp>)")
+  parser.add_argument("--seed", type=int, default=0, help="seed of the random draws")
   parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                      help="fix a flag for every trial (repeatable)")
+                      help="fix a flag for every trial, over the YAML (repeatable)")
+  parser.add_argument("--dry_run", action="store_true", help="print the commands only")
   options = parser.parse_args(argv)
   sweep = load(options.sweep)
   name = os.path.splitext(os.path.basename(options.sweep))[0]
   out_dir = options.out_dir or os.path.join(
       "runs", "sweeps", name, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-  os.makedirs(out_dir, exist_ok=True)
   overrides = {}
   for item in options.set:
-    key, _, value = item.partition("=")
+    key, equals, value = item.partition("=")
+    if not equals or not key:
+      parser.error(f"--set wants NAME=VALUE, got {item!r}")
     overrides[key] = _parse_value(value)
   metric, goal = sweep["metric"]["name"], sweep["metric"].get("goal", "maximize")
+  drawn = trials(sweep, options.trials, options.seed)
+  if not options.dry_run:
+    os.makedirs(out_dir, exist_ok=True)
 
   results = []
-  for i, parameters in enumerate(trials(sweep, options.trials, options.seed)):
+  for i, parameters in enumerate(drawn):
     parameters = {**parameters, **overrides}
     trial_dir = os.path.join(out_dir, f"trial_{i:03d}")
+    log_path = os.path.join(out_dir, f"trial_{i:03d}.log")
     # Later flags win in absl: the local runner never logs to W&B.
     cmd = command(sweep, parameters) + [f"--out_dir={trial_dir}", "--wandb=off",
                                         "--progress=false"]
     print(f"trial {i}: {' '.join(cmd[1:])}", flush=True)
-    finished = subprocess.run(cmd, capture_output=True, text=True)
-    with open(os.path.join(out_dir, f"trial_{i:03d}.log"), "w") as f:
-      f.write(finished.stdout + finished.stderr)
-    value = None
+    if options.dry_run:
+      continue
+    with open(log_path, "w") as log:
+      returncode = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
     summary_path = os.path.join(trial_dir, "summary.json")
-    if finished.returncode == 0 and os.path.exists(summary_path):
+    metrics = {}
+    if returncode == 0 and os.path.exists(summary_path):
       with open(summary_path) as f:
-        value = sweep_metrics(json.load(f)).get(metric)
+        metrics = sweep_metrics(json.load(f))
+      print(f"trial {i}: {metric} = {metrics.get(metric)}", flush=True)
     else:
-      print(f"trial {i} failed (exit {finished.returncode}); see {out_dir}/trial_{i:03d}.log")
-    results.append({"trial": i, metric: value, "parameters": parameters, "dir": trial_dir})
+      print(f"trial {i} failed (exit {returncode}); see {log_path}", flush=True)
+    results.append({"trial": i, metric: metrics.get(metric), "metrics": metrics,
+                    "parameters": parameters, "dir": trial_dir, "returncode": returncode})
+  if options.dry_run:
+    return []
 
-  worst = -math.inf if goal == "maximize" else math.inf
-  results.sort(key=lambda r: worst if r[metric] is None else r[metric],
-               reverse=(goal == "maximize"))
-  names = sorted({k for r in results for k in r["parameters"]})
-  lines = [f"| rank | trial | {metric} | " + " | ".join(names) + " |",
-           "| --- " * (3 + len(names)) + "|"]
-  for rank, r in enumerate(results, 1):
-    cells = [str(r["parameters"].get(n, "")) for n in names]
-    lines.append(f"| {rank} | {r['trial']} | {r[metric]} | " + " | ".join(cells) + " |")
-  table = "\n".join(lines)
+  results = rank(results, metric, goal)
+  # Columns: what the sweep varies; fixed values and --set overrides go above.
+  varied = sorted(n for n, spec in sweep["parameters"].items()
+                  if "value" not in spec and n not in overrides)
+  fixed = {**{n: spec["value"] for n, spec in sweep["parameters"].items() if "value" in spec},
+           **overrides}
+  table = ranking_table(results, metric, varied)
+  fixed_line = ", ".join(f"{n}={v}" for n, v in sorted(fixed.items()))
   with open(os.path.join(out_dir, "ranking.md"), "w") as f:
-    f.write(f"# {name}: trials ranked by {metric} ({goal})\n\n{table}\n")
+    f.write(f"# {name}: {len(results)} trials ranked by {metric} ({goal})\n\n"
+            f"Every trial: {fixed_line or '(nothing fixed)'}\n\n{table}\n")
   with open(os.path.join(out_dir, "ranking.json"), "w") as f:
-    json.dump({"metric": metric, "goal": goal, "trials": results}, f, indent=2)
+    json.dump({"sweep": os.path.abspath(options.sweep), "metric": metric, "goal": goal,
+               "fixed": fixed, "trials": results}, f, indent=2)
   print(table)
-  print(f"ranking written to {out_dir}/ranking.md")
+  print(f"ranking written to {os.path.join(out_dir, 'ranking.md')}")
   return results
 
 
 if __name__ == "__main__":
-  main()
+  ran = main()
+  # Non-zero when trials ran and not one of them produced a summary.
+  sys.exit(1 if ran and all(not r["metrics"] for r in ran) else 0)

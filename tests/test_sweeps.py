@@ -1,82 +1,280 @@
-"""Sweep YAMLs resolve to real flags; the local runner ranks trials."""
+"""Sweep YAMLs resolve to flags their experiment parses; the local runner ranks trials."""
+import copy
 import glob
+import importlib
 import json
 import os
 import sys
+import textwrap
 
 import pytest
 from absl import flags
 from absl.testing import flagsaver
 
+from ntm_jax.experiment import sweep_metrics
 from sweeps import run as sweep_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 YAMLS = sorted(glob.glob(os.path.join(ROOT, "sweeps", "*.yaml")))
+SAMPLE_SUMMARY = {"aggregate": {"seeds": 4, "converged": 3, "diverged": 1,
+                                "steps_to_converge": {"q1": 1.0, "median": 2.0, "q3": 3.0}}}
 
 
-def _experiment_module(sweep):
+def _module(sweep):
   command = sweep["command"]
   return command[command.index("-m") + 1]
 
 
-def test_there_is_a_sweep_per_experiment():
-  names = {os.path.basename(p)[:-5] for p in YAMLS}
-  assert "copy" in names
+def _flags_of(module):
+  """A private copy of absl's FLAGS with `module`'s flags, as its process sees them."""
+  importlib.import_module(module)  # defines the experiment's flags on absl's FLAGS
+  values = copy.deepcopy(flags.FLAGS)
+  values.unparse_flags()
+  return values
+
+
+def _parse(module, args):
+  """Parses args the way absl.app.run does; returns the FlagValues."""
+  values = _flags_of(module)
+  leftover = values([module] + list(args))
+  assert leftover == [module], f"not flags: {leftover[1:]}"  # main_for rejects these
+  return values
+
+
+def _experiments_with_a_main():
+  names = []
+  for path in sorted(glob.glob(os.path.join(ROOT, "experiments", "*.py"))):
+    if os.path.basename(path) == "common.py":  # defines main_for; not an experiment
+      continue
+    with open(path) as f:
+      if "common.main_for(" in f.read():
+        names.append(os.path.splitext(os.path.basename(path))[0])
+  return names
+
+
+def test_every_experiment_has_a_sweep_and_every_sweep_an_experiment():
+  sweeps = {os.path.splitext(os.path.basename(p))[0] for p in YAMLS}
+  experiments = set(_experiments_with_a_main())
+  assert "copy" in experiments
+  assert experiments <= sweeps, f"add sweeps/<name>.yaml for {experiments - sweeps}"
+  for path in YAMLS:
+    module = _module(sweep_run.load(path))
+    assert module.startswith("experiments.") and module.split(".")[1] in experiments, path
 
 
 @pytest.mark.parametrize("path", YAMLS, ids=os.path.basename)
-def test_sweep_parameters_are_flags_the_experiment_parses(path):
+def test_the_sweep_is_a_standard_wandb_sweep(path):
   sweep = sweep_run.load(path)
-  assert sweep["metric"]["name"] in {"converged_fraction", "median_steps_to_converge"}
-  module = _experiment_module(sweep)
-  __import__(module)  # defines the experiment's flags on absl's FLAGS
-  for name in sweep["parameters"]:
+  assert sweep["method"] in ("random", "bayes", "grid")
+  # The metric is one the W&B logger puts in the run summary and the local
+  # runner computes from summary.json: both use sweep_metrics.
+  assert sweep["metric"]["name"] in sweep_metrics(SAMPLE_SUMMARY)
+  assert sweep["metric"]["goal"] in ("maximize", "minimize")
+  command = sweep["command"]
+  assert command[:3] == ["${env}", "${interpreter}", "-m"] and command[4] == "${args}"
+  assert "--wandb=online" in command  # agent runs log to W&B
+  assert os.path.exists(os.path.join(ROOT, sweep["program"]))
+  name = os.path.splitext(os.path.basename(path))[0]
+  assert _module(sweep) == f"experiments.{name}"
+  for required in ("lr", "clip_norm", "optimizer", "controller", "controller_size",
+                   "memory_width", "curriculum_steps", "batch_size", "seeds", "steps"):
+    assert required in sweep["parameters"], required
+
+
+def _candidates(spec):
+  if "value" in spec:
+    return [spec["value"]]
+  if "values" in spec:
+    return spec["values"]
+  return [spec["min"], spec["max"]]
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=os.path.basename)
+def test_every_parameter_value_is_a_flag_value_the_experiment_parses(path):
+  sweep = sweep_run.load(path)
+  module = _module(sweep)
+  importlib.import_module(module)
+  for name, spec in sweep["parameters"].items():
     assert name in flags.FLAGS, f"{path}: {name} is not a flag of {module}"
-  for parameters in sweep_run.trials(sweep, 3, seed=1):
+    for value in _candidates(spec):
+      parsed = _parse(module, [f"--{name}={value}"])
+      assert parsed[name].value == pytest.approx(value), (name, value)
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=os.path.basename)
+def test_trial_commands_resolve_to_the_module_and_parse_like_absl(path):
+  sweep = sweep_run.load(path)
+  module = _module(sweep)
+  for parameters in sweep_run.trials(sweep, 5, seed=1):
     cmd = sweep_run.command(sweep, parameters)
-    assert cmd[:3] == [sys.executable, "-m", module]
-    with flagsaver.flagsaver():
-      flags.FLAGS.unparse_flags()
-      flags.FLAGS([module] + cmd[3:])
-      for name, value in parameters.items():
-        assert flags.FLAGS[name].value == value, name
+    args = [f"--{n}={v}" for n, v in parameters.items()]
+    assert cmd[:3 + len(args)] == [sys.executable, "-m", module] + args
+    parsed = _parse(module, cmd[3:])
+    for name, value in parameters.items():
+      assert parsed[name].value == value, name
+    assert parsed.wandb == "online" and parsed.progress is False
+
+
+def test_args_are_formatted_exactly_as_the_wandb_agent_formats_them():
+  utils = pytest.importorskip("wandb.sdk.launch.sweeps.utils")
+  parameters = {"lr": 0.000123, "plots": False, "batch_size": 4, "optimizer": "adam"}
+  agent = utils.create_sweep_command_args({"args": {k: {"value": v}
+                                                    for k, v in parameters.items()}})
+  ours = sweep_run._args(parameters)
+  for form in ("args", "args_no_hyphens", "args_no_boolean_flags", "args_no_equals"):
+    assert ours[form] == agent[form], form
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=os.path.basename)
+def test_trial_configs_pass_the_experiment_s_checks(path):
+  """What a trial would fail on in its first second (bad bounds, memory) fails here."""
+  from experiments import common
+  sweep = sweep_run.load(path)
+  module = _module(sweep)
+  importlib.import_module(module)
+  was_parsed = flags.FLAGS.is_parsed()
+  with flagsaver.flagsaver():
+    try:
+      for parameters in sweep_run.trials(sweep, 10, seed=2):
+        flags.FLAGS([module] + sweep_run.command(sweep, parameters)[3:])
+        common.config_from_flags(module.split(".")[1])
+    finally:
+      if not was_parsed:
+        flags.FLAGS.unparse_flags()
 
 
 def test_grid_method_enumerates_the_product():
   sweep = {"method": "grid", "parameters": {"a": {"values": [1, 2]}, "b": {"values": ["x", "y"]},
-                                             "c": {"value": 0}}}
+                                            "c": {"value": 0}}}
   assert sweep_run.trials(sweep, 10) == [
       {"a": 1, "b": "x", "c": 0}, {"a": 1, "b": "y", "c": 0},
       {"a": 2, "b": "x", "c": 0}, {"a": 2, "b": "y", "c": 0}]
+  assert len(sweep_run.trials(sweep, 3, log=lambda _: None)) == 3
+  with pytest.raises(ValueError, match="grid"):
+    sweep_run.trials({"method": "grid", "parameters": {"a": {"min": 0.0, "max": 1.0}}}, 2)
 
 
-def test_random_draws_respect_the_ranges():
+def test_random_draws_respect_each_distribution():
   sweep = {"method": "random", "parameters": {
       "lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2},
-      "n": {"distribution": "int_uniform", "min": 2, "max": 5}}}
-  for trial in sweep_run.trials(sweep, 50):
-    assert 1e-4 <= trial["lr"] <= 1e-2 and 2 <= trial["n"] <= 5
+      "n": {"distribution": "int_uniform", "min": 2, "max": 5},
+      "u": {"min": 0.5, "max": 1.5},
+      "k": {"min": 1, "max": 3},
+      "size": {"distribution": "q_uniform", "min": 16, "max": 256, "q": 16},
+      "w": {"distribution": "q_log_uniform_values", "min": 10, "max": 1000, "q": 10},
+      "e": {"distribution": "log_uniform", "min": -2.0, "max": 0.0},
+      "g": {"distribution": "normal", "mu": 0.0, "sigma": 1.0},
+      "c": {"values": ["a", "b"], "probabilities": [0.0, 1.0]},
+      "fixed": {"value": 7}}}
+  draws = sweep_run.trials(sweep, 100)
+  assert len({d["lr"] for d in draws}) == 100
+  for d in draws:
+    assert 1e-4 <= d["lr"] <= 1e-2 and 2 <= d["n"] <= 5 and 0.5 <= d["u"] <= 1.5
+    assert isinstance(d["k"], int) and 1 <= d["k"] <= 3
+    assert isinstance(d["size"], int) and d["size"] % 16 == 0 and 16 <= d["size"] <= 256
+    assert isinstance(d["w"], int) and d["w"] % 10 == 0 and 10 <= d["w"] <= 1000
+    assert 0.13 < d["e"] <= 1.0 and isinstance(d["g"], float)
+    assert d["c"] == "b" and d["fixed"] == 7
+  assert sweep_run.trials(sweep, 5, seed=3) == sweep_run.trials(sweep, 5, seed=3)
 
 
-def test_local_runner_runs_and_ranks_a_two_trial_sweep(tmp_path, monkeypatch):
-  monkeypatch.chdir(ROOT)
-  tiny = ["steps=100", "eval_every=50", "checkpoint_every=50", "seeds=2", "batch_size=2",
-          "controller_size=8", "memory_rows=8", "memory_width=4", "max_length=3",
-          "test_lengths=2,4", "test_memory_size=8", "lstm_size=8", "lstm_layers=1",
-          "plots=false"]
+def test_bayes_falls_back_to_random_with_a_note():
+  notes = []
+  sweep = {"method": "bayes", "parameters": {"a": {"values": [1, 2, 3]}}}
+  assert len(sweep_run.trials(sweep, 4, log=notes.append)) == 4
+  assert len(notes) == 1 and "random" in notes[0]
+
+
+def test_unknown_macros_and_distributions_are_errors():
+  with pytest.raises(ValueError, match="macro"):
+    sweep_run.command({"command": ["${interpreter}", "${nonsense}"]}, {})
+  with pytest.raises(ValueError, match="distribution"):
+    sweep_run.trials({"method": "random", "parameters": {
+        "a": {"distribution": "zipf", "min": 1, "max": 2}}}, 1)
+
+
+# The runner itself -----------------------------------------------------------------
+
+_FAKE_EXPERIMENT = textwrap.dedent("""
+    # Stands in for an experiment: writes the summary.json a run with
+    # --converged of --seeds seeds would, or fails when --converged < 0.
+    import json, os, sys
+    args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+    converged, seeds = int(args["converged"]), int(args["seeds"])
+    assert args["wandb"] == "off" and args["progress"] == "false"
+    if converged < 0:
+      sys.exit("error: this trial fails")
+    os.makedirs(args["out_dir"])
+    summary = {"aggregate": {"seeds": seeds, "converged": converged, "diverged": 0,
+               "steps_to_converge": {"median": 1000.0 / converged if converged else None}}}
+    with open(os.path.join(args["out_dir"], "summary.json"), "w") as f:
+      json.dump(summary, f)
+""")
+
+
+def _fake_sweep(tmp_path, goal, metric):
+  script = tmp_path / "fake_experiment.py"
+  script.write_text(_FAKE_EXPERIMENT)
+  sweep = {"program": str(script), "method": "grid",
+           "metric": {"name": metric, "goal": goal},
+           "parameters": {"converged": {"values": [1, -1, 4, 0, 2]}, "seeds": {"value": 4}},
+           "command": ["${env}", "${interpreter}", "${program}", "${args}", "--wandb=online"]}
+  path = tmp_path / "fake.yaml"
+  path.write_text(json.dumps(sweep))  # JSON is YAML
+  return str(path)
+
+
+@pytest.mark.parametrize("goal,metric,order", [
+    ("maximize", "converged_fraction", [2, 4, 0, 3, 1]),
+    ("minimize", "median_steps_to_converge", [2, 4, 0, 3, 1]),  # trial 3: no median
+])
+def test_the_runner_ranks_trials_by_the_metric_failures_last(tmp_path, goal, metric, order):
+  out_dir = tmp_path / "sweep"
+  results = sweep_run.main([_fake_sweep(tmp_path, goal, metric), "--trials", "9",
+                            "--out_dir", str(out_dir), "--set", "seeds=8"])
+  assert [r["trial"] for r in results] == order
+  failed = [r for r in results if r["returncode"] != 0]
+  assert [r["trial"] for r in failed] == [1] and results[-1]["trial"] == 1
+  assert "this trial fails" in (out_dir / "trial_001.log").read_text()
+  best = results[0]
+  assert best["parameters"] == {"converged": 4, "seeds": 8}  # --set wins over the YAML
+  assert best["metrics"]["converged_fraction"] == 0.5
+  ranking = json.loads((out_dir / "ranking.json").read_text())
+  assert [t["trial"] for t in ranking["trials"]] == order and ranking["goal"] == goal
+  rows = [line for line in (out_dir / "ranking.md").read_text().splitlines()
+          if line.startswith("| ") and line[2].isdigit()]
+  assert [int(row.split("|")[2]) for row in rows] == order
+
+
+TINY = ["steps=100", "eval_every=50", "checkpoint_every=50", "seeds=2", "batch_size=2",
+        "controller_size=8", "memory_rows=8", "memory_width=4", "max_length=3",
+        "test_lengths=2,4", "test_memory_size=8", "test_batch=4", "eval_batch=4",
+        "plots=false"]
+
+
+def test_the_runner_runs_and_ranks_a_two_trial_copy_sweep(tmp_path, monkeypatch):
+  monkeypatch.chdir(ROOT)  # the YAML's command is `python -m experiments.copy`
+  monkeypatch.setenv("PYTHONPATH", ROOT)
+  out_dir = tmp_path / "sweep"
   argv = [os.path.join(ROOT, "sweeps", "copy.yaml"), "--trials", "2", "--out_dir",
-          str(tmp_path)] + [x for item in tiny for x in ("--set", item)]
+          str(out_dir)] + [x for item in TINY for x in ("--set", item)]
   results = sweep_run.main(argv)
   assert len(results) == 2
-  values = [r["converged_fraction"] for r in results]
-  assert all(v is not None for v in values), open(tmp_path / "trial_000.log").read()[-2000:]
-  assert values == sorted(values, reverse=True)
   for r in results:
+    assert r["returncode"] == 0, (out_dir / f"trial_{r['trial']:03d}.log").read_text()[-3000:]
     with open(os.path.join(r["dir"], "summary.json")) as f:
       agg = json.load(f)["aggregate"]
     assert r["converged_fraction"] == agg["converged"] / agg["seeds"]
-  ranking = json.loads((tmp_path / "ranking.json").read_text())
-  assert [t["trial"] for t in ranking["trials"]] == [r["trial"] for r in results]
-  ranked_rows = [l for l in (tmp_path / "ranking.md").read_text().splitlines()
-                 if l.startswith("| ") and l[2].isdigit()]
-  assert len(ranked_rows) == 2
+    with open(os.path.join(r["dir"], "config.json")) as f:
+      config = json.load(f)
+    assert config["train"]["learning_rate"] == pytest.approx(r["parameters"]["lr"])
+    assert config["train"]["optimizer"] == r["parameters"]["optimizer"]
+    assert config["model"]["controller"] == r["parameters"]["controller"]
+    assert config["train"]["steps"] == 100 and config["train"]["seeds"] == 2
+    assert not os.path.exists(os.path.join(r["dir"], "wandb"))  # --wandb=off won
+  values = [r["converged_fraction"] for r in results]
+  assert values == sorted(values, reverse=True)
+  assert sorted(r["trial"] for r in results) == [0, 1]
+  rows = [line for line in (out_dir / "ranking.md").read_text().splitlines()
+          if line.startswith("| ") and line[2].isdigit()]
+  assert len(rows) == 2

@@ -1,14 +1,25 @@
-"""The engine's logging interface, a recording fake, and W&B offline."""
+"""The engine's logging interface (a recording fake) and the W&B backend.
+
+The W&B tests never reach the W&B server: every wandb process runs with its
+folders in tmp_path, no credentials, and (online tests) a server URL on this
+machine that refuses or never answers. Each runs in a subprocess with a
+timeout, so a wandb that blocked would fail the test instead of hanging it.
+"""
+import glob
 import json
 import os
-import time
+import socket
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 
-from ntm_jax import NTMConfig, experiment, train
+from ntm_jax import NTMConfig, experiment, train, wandb_logger
 from ntm_jax.wandb_logger import WandbLogger, default_mode
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = experiment.ExperimentConfig(
     task="copy", task_options=(("bits", 3),),
     model=NTMConfig(input_size=4, output_size=3, controller_size=16, memory_rows=8,
@@ -16,6 +27,7 @@ CONFIG = experiment.ExperimentConfig(
     train=train.TrainConfig(seeds=2, steps=100, batch_size=2, max_length=3, eval_every=50,
                             test_lengths=(2, 4), test_memory_size=8),
     checkpoint_every=50)
+AGGREGATED = ("loss", "eval_loss", "eval_bit_errors")
 
 
 class Recorder:
@@ -33,85 +45,225 @@ class Recorder:
 
 
 class FailsMidRun(Recorder):
+  """Fine at start, raises at its first chunk (step 50 of 100)."""
+
   def log_chunk(self, step, aggregate, per_seed):
+    super().log_chunk(step, aggregate, per_seed)
     raise ConnectionError("W&B backend went away")
 
 
-def test_the_engine_logs_config_aggregates_per_seed_values_and_summary(tmp_path):
-  recorder = Recorder()
-  summary = experiment.run(CONFIG, str(tmp_path), progress=False, log=lambda _: None,
-                           loggers=[recorder])
-  kinds = [c[0] for c in recorder.calls]
-  assert kinds == ["start", "log_chunk", "log_chunk", "finish"]
-  assert recorder.calls[0][1] == CONFIG.to_json()
-  rows = {}
-  with open(tmp_path / "metrics.jsonl") as f:
-    for line in f:
-      row = json.loads(line)
-      rows[row["step"]] = row
+@pytest.fixture(scope="module")
+def logged_run(tmp_path_factory):
+  """One tiny run (2 chunks) with a healthy recorder and one that fails mid-run."""
+  out_dir = tmp_path_factory.mktemp("logged_run")
+  failing, recorder, messages = FailsMidRun(), Recorder(), []
+  summary = experiment.run(CONFIG, str(out_dir), progress=False, log=messages.append,
+                           loggers=[failing, recorder], plots=False)
+  return out_dir, summary, recorder, failing, messages
+
+
+def _metrics_by_step(out_dir):
+  with open(out_dir / "metrics.jsonl") as f:
+    return {row["step"]: row for row in map(json.loads, f)}
+
+
+def test_the_engine_reports_config_then_each_chunk_then_the_summary(logged_run):
+  out_dir, summary, recorder, _, _ = logged_run
+  assert [c[0] for c in recorder.calls] == ["start", "log_chunk", "log_chunk", "finish"]
+  _, config, logged_dir = recorder.calls[0]
+  assert config == CONFIG.to_json()
+  with open(out_dir / "config.json") as f:
+    assert json.loads(json.dumps(config)) == json.load(f)  # what config.json holds
+  assert logged_dir == str(out_dir)
+  assert [c[1] for c in recorder.calls[1:3]] == [50, 100]  # once per chunk
+  assert recorder.calls[3][1] is summary
+
+
+def test_chunk_aggregates_are_the_median_min_max_of_the_per_seed_metrics(logged_run):
+  out_dir, _, recorder, _, _ = logged_run
+  rows = _metrics_by_step(out_dir)
   for _, step, aggregate, per_seed in recorder.calls[1:3]:
     row = rows[step]
-    assert per_seed["eval_bit_errors"] == row["eval_bit_errors"]
-    assert per_seed["loss"] == row["loss"]
-    for name in ("loss", "eval_loss", "eval_bit_errors"):
+    for name in ("loss", "bit_errors", "grad_norm", "eval_loss", "eval_bit_errors"):
+      assert per_seed[name] == row[name], name
+      assert len(per_seed[name]) == CONFIG.train.seeds
+    for name in AGGREGATED:
       values = np.array(row[name], float)
       assert aggregate[f"{name}/median"] == pytest.approx(np.median(values))
       assert aggregate[f"{name}/min"] == pytest.approx(values.min())
       assert aggregate[f"{name}/max"] == pytest.approx(values.max())
     assert aggregate["converged"] == row["converged"]
     assert aggregate["diverged"] == row["diverged"]
-  assert [c[1] for c in recorder.calls[1:3]] == [50, 100]
-  logged_summary = recorder.calls[3][1]
-  assert logged_summary is summary
-  metrics = experiment.sweep_metrics(summary)
-  with open(tmp_path / "summary.json") as f:
-    on_disk = json.load(f)["aggregate"]
-  assert metrics["converged_fraction"] == on_disk["converged"] / on_disk["seeds"]
+    assert aggregate["steps_per_s"] > 0
 
 
-def test_a_logger_failing_mid_run_neither_stops_training_nor_loses_results(tmp_path):
-  messages = []
-  failing, healthy = FailsMidRun(), Recorder()
-  experiment.run(CONFIG, str(tmp_path), progress=False, log=messages.append,
-                 loggers=[failing, healthy])
-  assert any("FailsMidRun.log_chunk failed" in m for m in messages)
-  assert [c[0] for c in healthy.calls] == ["start", "log_chunk", "log_chunk", "finish"]
-  assert os.path.exists(tmp_path / "summary.json")
-  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["100", "50"]
-  with open(tmp_path / "metrics.jsonl") as f:
-    assert sum(1 for _ in f) == 100
+def test_the_logged_summary_gives_summary_json_s_converged_fraction(logged_run):
+  out_dir, _, recorder, _, _ = logged_run
+  with open(out_dir / "summary.json") as f:
+    on_disk = json.load(f)
+  logged = wandb_logger.summary_data(recorder.calls[3][1])
+  agg = on_disk["aggregate"]
+  assert logged["converged_fraction"] == agg["converged"] / agg["seeds"]
+  assert logged["median_steps_to_converge"] == agg["steps_to_converge"]["median"]
+  assert logged["diverged"] == agg["diverged"]
+
+
+def test_a_logger_failing_mid_run_is_dropped_and_results_are_all_written(logged_run):
+  out_dir, _, recorder, failing, messages = logged_run
+  warnings = [m for m in messages if "FailsMidRun.log_chunk failed" in m]
+  assert len(warnings) == 1 and "\n" not in warnings[0]
+  assert [c[0] for c in failing.calls] == ["start", "log_chunk"]  # dropped after it raised
+  assert [c[0] for c in recorder.calls][-1] == "finish"  # the others carry on
+  assert os.path.exists(out_dir / "summary.json")
+  assert sorted(os.listdir(out_dir / "checkpoints")) == ["100", "50"]
+  assert len(_metrics_by_step(out_dir)) == CONFIG.train.steps
+
+
+def test_chunk_data_names_per_seed_values_by_seed_number():
+  data = wandb_logger.chunk_data({"loss/median": 1.5, "converged": 1},
+                                 {"eval_bit_errors": [0.5, None, 2.0]}, base_seed=3)
+  assert data == {"loss/median": 1.5, "converged": 1, "seed_3/eval_bit_errors": 0.5,
+                  "seed_5/eval_bit_errors": 2.0}  # seed 4 diverged: no value
 
 
 def test_default_mode_follows_wandb_mode(monkeypatch):
   monkeypatch.delenv("WANDB_MODE", raising=False)
   assert default_mode() == "off"
-  monkeypatch.setenv("WANDB_MODE", "offline")
-  assert default_mode() == "offline"
-  monkeypatch.setenv("WANDB_MODE", "disabled")
-  assert default_mode() == "off"
+  for env, mode in [("offline", "offline"), ("dryrun", "offline"), ("online", "online"),
+                    ("disabled", "off"), ("nonsense", "off")]:
+    monkeypatch.setenv("WANDB_MODE", env)
+    assert default_mode() == mode
 
 
-def test_offline_wandb_writes_a_run_directory_without_blocking(tmp_path, monkeypatch):
-  monkeypatch.setenv("WANDB_SILENT", "true")
-  monkeypatch.delenv("WANDB_API_KEY", raising=False)
-  messages = []
-  summary = {"aggregate": {"seeds": 2, "converged": 1, "diverged": 0,
-                           "steps_to_converge": {"q1": 50.0, "median": 50.0, "q3": 50.0},
-                           "median_bit_errors_by_length": {"2": 0.0, "4": 1.5}},
-             "seeds": [{"seed": 0, "converged_step": 50, "diverged": False,
-                        "bit_errors_by_length": {"2": 0.0, "4": 1.0}},
-                       {"seed": 1, "converged_step": None, "diverged": False,
-                        "bit_errors_by_length": {"2": 0.5, "4": 2.0}}]}
-  began = time.monotonic()
-  logger = WandbLogger("offline", project="ntm_jax_test", log=messages.append)
+def test_off_never_imports_or_starts_wandb(tmp_path):
+  logger = WandbLogger("off")
   logger.start(CONFIG.to_json(), str(tmp_path))
-  logger.log_chunk(50, {"loss/median": 1.0, "converged": 1}, {"loss": [1.0, None]})
-  logger.finish(summary)
-  assert time.monotonic() - began < 90
-  assert any("wandb sync" in m for m in messages)
-  assert glob_one(tmp_path / "wandb", "offline-run-*")
+  logger.log_chunk(50, {"converged": 0}, {"loss": [1.0, 1.0]})
+  logger.finish(_FAKE_SUMMARY)
+  assert logger.run is None and not os.path.exists(tmp_path / "wandb")
 
 
-def glob_one(folder, pattern):
-  import glob
-  return glob.glob(os.path.join(folder, pattern))
+# W&B itself, offline and with an unusable server --------------------------------
+
+_FAKE_SUMMARY = {
+    "aggregate": {"seeds": 2, "converged": 1, "diverged": 0,
+                  "steps_to_converge": {"q1": 50.0, "median": 50.0, "q3": 50.0},
+                  "median_bit_errors_by_length": {"2": 0.25, "4": 1.5}},
+    "seeds": [{"seed": 0, "converged_step": 50, "diverged": False,
+               "bit_errors_by_length": {"2": 0.0, "4": 1.0}},
+              {"seed": 1, "converged_step": None, "diverged": False,
+               "bit_errors_by_length": {"2": 0.5, "4": 2.0}}]}
+
+_SCRIPT = textwrap.dedent("""
+    import json, sys, time
+    from ntm_jax.wandb_logger import WandbLogger
+    mode, out_dir, summary = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    logger = WandbLogger(mode, project="ntm_jax_test", init_timeout=3, connect_timeout=3)
+    began = time.monotonic()
+    logger.start({"train": {"seed": 0}, "task": "copy"}, out_dir)
+    print("START_SECONDS", time.monotonic() - began, flush=True)
+    logger.log_chunk(50, {"loss/median": 1.0, "converged": 1}, {"loss": [1.0, None]})
+    logger.finish(summary)
+    print("DONE", flush=True)
+""")
+
+
+def _run_logger(tmp_path, mode, timeout=60, **env):
+  """Runs start/log_chunk/finish in a fresh process; (stdout, start() seconds)."""
+  clean = {k: v for k, v in os.environ.items()
+           if not k.startswith("WANDB_") and k.lower() not in (
+               "https_proxy", "http_proxy", "all_proxy")}
+  clean.update(
+      PYTHONPATH=ROOT, WANDB_SILENT="true", NETRC=str(tmp_path / "no_netrc"),
+      WANDB_ERROR_REPORTING="false",  # wandb's own telemetry: nothing leaves the machine
+      WANDB_DIR=str(tmp_path / "wandb_dir"), WANDB_CACHE_DIR=str(tmp_path / "cache"),
+      WANDB_CONFIG_DIR=str(tmp_path / "config"), WANDB_DATA_DIR=str(tmp_path / "data"),
+      WANDB_ARTIFACT_DIR=str(tmp_path / "artifacts"), **env)
+  out_dir = tmp_path / "run"
+  out_dir.mkdir()
+  result = subprocess.run(
+      [sys.executable, "-c", _SCRIPT, mode, str(out_dir), json.dumps(_FAKE_SUMMARY)],
+      cwd=ROOT, env=clean, capture_output=True, text=True, timeout=timeout,
+      stdin=subprocess.DEVNULL)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "DONE" in result.stdout, result.stdout + result.stderr[-3000:]
+  (line,) = [l for l in result.stdout.splitlines() if l.startswith("START_SECONDS")]
+  return result.stdout, float(line.split()[1])
+
+
+def _offline_run(tmp_path):
+  runs = glob.glob(str(tmp_path / "run" / "wandb" / "offline-run-*"))
+  assert len(runs) == 1, os.listdir(tmp_path / "run")
+  return runs[0]
+
+
+def _assert_logged_offline(tmp_path, stdout):
+  run = _offline_run(tmp_path)
+  assert f"wandb sync {run}" in stdout  # the one line saying how to upload it
+  (records,) = glob.glob(os.path.join(run, "run-*.wandb"))
+  with open(records, "rb") as f:
+    data = f.read()
+  for key in (b"converged_fraction", b"median_steps_to_converge", b"seed_0/loss"):
+    assert key in data, key  # the sweep metric reached the run summary
+  assert glob.glob(os.path.join(run, "files", "media", "table", "generalisation_*.table.json"))
+
+
+def test_offline_wandb_writes_a_run_to_sync_later_without_blocking(tmp_path):
+  stdout, seconds = _run_logger(tmp_path, "offline", WANDB_MODE="offline")
+  assert seconds < 30  # and the whole process ended within _run_logger's 60 s
+  _assert_logged_offline(tmp_path, stdout)
+
+
+def test_online_without_an_api_key_falls_back_to_offline(tmp_path):
+  stdout, seconds = _run_logger(tmp_path, "online")
+  assert "no API key" in stdout and seconds < 30
+  _assert_logged_offline(tmp_path, stdout)
+
+
+def _closed_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_online_with_an_unreachable_server_falls_back_to_offline_at_once(tmp_path):
+  stdout, seconds = _run_logger(
+      tmp_path, "online", WANDB_API_KEY="0123456789abcdef0123456789abcdef01234567",
+      WANDB_BASE_URL=f"http://127.0.0.1:{_closed_port()}")
+  assert "cannot reach" in stdout and seconds < 30
+  _assert_logged_offline(tmp_path, stdout)
+
+
+def test_online_with_a_server_that_never_answers_is_bounded_by_the_init_timeout(tmp_path):
+  # Accepts TCP connections (so the reachability check passes) but never replies.
+  with socket.socket() as server:
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    stdout, seconds = _run_logger(
+        tmp_path, "online",
+        WANDB_API_KEY="0123456789abcdef0123456789abcdef01234567",
+        WANDB_BASE_URL=f"http://127.0.0.1:{server.getsockname()[1]}")
+  assert "online init failed" in stdout and "logging offline instead" in stdout
+  _assert_logged_offline(tmp_path, stdout)
+  assert 3 <= seconds < 30  # init_timeout is 3 s; then the offline init
+
+
+def test_the_cli_logs_offline_when_wandb_mode_says_so(tmp_path):
+  """--wandb defaults to WANDB_MODE; main_for builds the logger from the flags."""
+  out_dir = tmp_path / "cli_run"
+  env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+  env.update(PYTHONPATH=ROOT, WANDB_MODE="offline", WANDB_SILENT="true",
+             WANDB_ERROR_REPORTING="false",
+             WANDB_CACHE_DIR=str(tmp_path / "cache"), WANDB_CONFIG_DIR=str(tmp_path / "config"),
+             WANDB_DATA_DIR=str(tmp_path / "data"), NETRC=str(tmp_path / "no_netrc"))
+  flags = ["--steps=50", "--eval_every=50", "--checkpoint_every=50", "--seeds=2",
+           "--batch_size=2", "--controller_size=8", "--memory_rows=8", "--memory_width=4",
+           "--max_length=3", "--test_lengths=2,4", "--test_memory_size=8", "--test_batch=4",
+           "--eval_batch=4", "--noprogress", "--noplots", f"--out_dir={out_dir}"]
+  result = subprocess.run([sys.executable, "-m", "experiments.copy"] + flags, cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+  assert result.returncode == 0, result.stderr[-3000:]
+  runs = glob.glob(str(out_dir / "wandb" / "offline-run-*"))
+  assert len(runs) == 1 and f"wandb sync {runs[0]}" in result.stdout
+  assert os.path.exists(out_dir / "summary.json")
