@@ -169,7 +169,7 @@ def _quartiles(values):
 
 
 def summarize(config: ExperimentConfig, states, bits_by_length, errors_by_length,
-              timing: dict) -> dict:
+              timing: dict, param_count: int) -> dict:
   """summary.json's content from the final (unpadded) states on the host."""
   t = config.train
   seeds = []
@@ -204,7 +204,7 @@ def summarize(config: ExperimentConfig, states, bits_by_length, errors_by_length
       "seeds_under_1_bit_error_by_length": {
           str(n): int(np.sum(errors[:, j] < 1.0)) for j, n in enumerate(t.test_lengths)},
       "test_memory_size": t.test_memory_size,
-      "param_count": timing.pop("param_count"),
+      "param_count": param_count,
   }
   return {"task": config.task, "model": config.model_kind, "seeds": seeds,
           "aggregate": aggregate, "timing": timing}
@@ -297,7 +297,7 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
     with open(config_path) as f:
       config = ExperimentConfig.from_json(json.load(f))
     log(f"resuming {out_dir} with its saved config.json (other settings are ignored)")
-  elif not resume and _has_checkpoints(out_dir):
+  elif _has_checkpoints(out_dir):
     raise ValueError(f"{out_dir} already holds a run: pass resume=True (--resume) or "
                      "choose another out_dir")
   validate(config)
@@ -391,10 +391,10 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
   timing = {"wall_s": wall_s, "compile_s": compile_s, "train_s": train_s,
             "test_s": test_s, "steps_run": step - start_step,
             "outside_train_fraction": 1.0 - (compile_s + train_s) / wall_s,
-            "devices": mesh.size, "backend": jax.default_backend(),
-            "param_count": model_lib.param_count(
-                jax.tree_util.tree_map(lambda x: x[0], host_states.params))}
-  summary = summarize(config, host_states, bits[:t.seeds], errors[:t.seeds], timing)
+            "devices": mesh.size, "backend": jax.default_backend()}
+  param_count = model_lib.param_count(jax.tree_util.tree_map(lambda x: x[0], host_states.params))
+  summary = summarize(config, host_states, bits[:t.seeds], errors[:t.seeds], timing,
+                      param_count)
   _write_json(os.path.join(out_dir, "summary.json"), summary)
   if plots:
     try:
