@@ -307,33 +307,6 @@ def test_a_finished_run_has_its_plots(run_a):
     assert os.path.getsize(out_dir / path) > 1000
 
 
-def test_inspect_redraws_any_seed_length_and_a_larger_memory(run_a):
-  out_dir, _ = run_a
-  result = subprocess.run(
-      [sys.executable, "-m", "experiments.inspect", str(out_dir), "--seed=1", "--length=10",
-       "--memory_size=32"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-      env=dict(os.environ, PYTHONPATH=ROOT))
-  assert result.returncode == 0, result.stderr[-2000:]
-  assert "seed index 1:" in result.stdout and "at length 10" in result.stdout
-  assert os.path.exists(out_dir / "plots" / "heads_seed1_L10.png")
-  assert os.path.exists(out_dir / "plots" / "memory_seed1_L10.png")
-
-
-def test_export_and_load_round_trip_a_seed(run_a, tmp_path):
-  from ntm_jax import apply, checkpoints, pretrained
-  out_dir, _ = run_a
-  pretrained.export(str(out_dir), task="tiny", seed=0, folder=str(tmp_path))
-  model_config, params = pretrained.load("tiny", folder=str(tmp_path))
-  assert model_config == CONFIG.model
-  original = checkpoints.seed_params(checkpoints.load_states(str(out_dir)), 0)
-  _assert_trees_equal(params, original)
-  inputs = jnp.ones((1, 5, 4))
-  np.testing.assert_array_equal(apply(params, inputs, model_config)[0],
-                                apply(original, inputs, model_config)[0])
-  with pytest.raises(ValueError, match="available: tiny"):
-    pretrained.load("nope", folder=str(tmp_path))
-
-
 def test_settings_that_cannot_work_fail_before_any_training(tmp_path):
   small_test_memory = dataclasses.replace(
       CONFIG, train=dataclasses.replace(CONFIG.train, test_lengths=(1, 2), test_memory_size=2))

@@ -1,0 +1,196 @@
+"""Reading runs back: checkpoints.load_run, inspection.write_run_plots,
+`python -m experiments.inspect`, and pretrained export / load.
+
+One tiny run (3 seeds, 100 steps) is trained once for the module, in a
+subprocess with two CPU devices, so its checkpoint holds a padded seed axis
+(4) sharded over a device layout this process does not have.
+"""
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import jax
+import matplotlib.image
+import numpy as np
+import pytest
+
+from ntm_jax import LSTMConfig, apply, checkpoints, init, inspection, plots, pretrained, train
+from ntm_jax.tasks import make_task
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEEDS, MAX_LENGTH = 3, 3
+TINY_RUN = textwrap.dedent(f"""
+    import sys
+    from ntm_jax import NTMConfig, experiment, train
+    config = experiment.ExperimentConfig(
+        task="copy", task_options=(("bits", 3),),
+        model=NTMConfig(input_size=4, output_size=3, controller_size=16, memory_rows=8,
+                        memory_width=4),
+        train=train.TrainConfig(seeds={SEEDS}, steps=100, batch_size=2,
+                                max_length={MAX_LENGTH}, eval_every=50,
+                                test_lengths=(2, 4), test_memory_size=8, test_batch=4,
+                                eval_batch=4),
+        checkpoint_every=50)
+    experiment.run(config, sys.argv[1], progress=False, plots=False, log=lambda _: None)
+""")
+
+
+def _python(*args, devices=1, timeout=300):
+  env = dict(os.environ, PYTHONPATH=ROOT,
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                        timeout=timeout, env=env)
+
+
+def _png_size(path):
+  image = matplotlib.image.imread(path)
+  return image.shape[1], image.shape[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+  out_dir = tmp_path_factory.mktemp("tiny_run") / "run"
+  result = _python("-c", TINY_RUN, str(out_dir), devices=2)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return str(out_dir)
+
+
+def test_load_run_reads_a_padded_sharded_checkpoint_on_any_devices(run_dir):
+  config, states = checkpoints.load_run(run_dir)
+  assert config == checkpoints.load_config(run_dir)
+  assert isinstance(states, train.TrainState)
+  assert states.step.shape == (SEEDS,) and np.all(states.step == 100)
+  _, padded = checkpoints.load_run(run_dir, keep_padding=True)
+  assert padded.step.shape == (4,)  # 3 seeds rounded up to 2 devices
+  params = checkpoints.seed_params(states, 2)
+  np.testing.assert_array_equal(jax.tree_util.tree_leaves(params)[0],
+                                jax.tree_util.tree_leaves(padded.best_params)[0][2])
+  earlier = checkpoints.load_states(run_dir, step=50)
+  assert np.all(earlier.step == 50)
+  with pytest.raises(ValueError, match="no checkpoint at step 7"):
+    checkpoints.load_run(run_dir, step=7)
+
+
+def test_write_run_plots_draws_every_png_for_the_best_seed(run_dir):
+  summary = checkpoints.load_summary(run_dir)
+  drawn = inspection.write_run_plots(run_dir)
+  assert drawn["seed"] == checkpoints.best_seed(summary)
+  assert drawn["length"] == MAX_LENGTH and drawn["memory_size"] == 8
+  names = [os.path.basename(p) for p in drawn["paths"]]
+  assert names == ["learning_curves.png", "steps_to_converge.png", "generalisation.png",
+                   f"heads_seed{drawn['seed']}_L3.png", f"memory_seed{drawn['seed']}_L3.png"]
+  for path in drawn["paths"]:
+    assert os.path.dirname(path) == os.path.join(run_dir, "plots")
+    name = os.path.basename(path).split("_seed")[0].replace(".png", "")
+    function = {"heads": "head_weightings", "memory": "memory_matrix"}.get(name, name)
+    assert _png_size(path) == plots.pixel_size(function)
+  assert drawn["bit_errors"] >= 0.0
+  with pytest.raises(ValueError, match=r"seed index must be in \[0, 3\)"):
+    inspection.write_run_plots(run_dir, seed=SEEDS)
+
+
+def test_best_seed_prefers_converged_then_fewest_errors_at_the_longest_length():
+  seed = lambda c, e10, e100: {"converged_step": c,  # noqa: E731
+                               "bit_errors_by_length": {"10": e10, "100": e100}}
+  summary = {"seeds": [seed(None, 0.0, 0.0), seed(500, 0.0, 3.0), seed(900, 9.0, 1.0),
+                       seed(100, 0.0, None)]}
+  assert checkpoints.best_seed(summary) == 2
+
+
+def test_inspect_cli_redraws_any_seed_length_and_a_larger_memory(run_dir, tmp_path):
+  result = _python("-m", "experiments.inspect", run_dir, "--seed=1", "--length=10",
+                   "--memory_size=16")
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = result.stdout.strip().splitlines()
+  assert re.fullmatch(r"seed index 1: \d+\.\d{3} bit errors per sequence at length 10, "
+                      r"memory 16", lines[0]), lines[0]
+  assert lines[1:] == [os.path.join(run_dir, "plots", name) for name in
+                       ("learning_curves.png", "steps_to_converge.png", "generalisation.png",
+                        "heads_seed1_L10.png", "memory_seed1_L10.png")]
+  assert all(os.path.getsize(path) > 1000 for path in lines[1:])
+  # Its bit errors are the in-process figure for that seed, length and memory.
+  _, states = checkpoints.load_run(run_dir)
+  config = checkpoints.load_config(run_dir)
+  expected = inspection.draw_model(config.model, checkpoints.seed_params(states, 1),
+                                   config.make_task(), 10, 16, str(tmp_path))
+  assert float(lines[0].split(": ")[1].split()[0]) == pytest.approx(
+      expected["bit_errors"], abs=1e-3)
+
+
+def test_inspect_cli_one_line_errors(run_dir, tmp_path):
+  result = _python("-m", "experiments.inspect", str(tmp_path))
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+      f"error: {tmp_path} is not a run directory (no config.json)")
+
+
+def test_export_and_load_round_trip_a_seed(run_dir, tmp_path):
+  path = pretrained.export(run_dir, task="tiny", folder=str(tmp_path), command="made by a test")
+  assert path == str(tmp_path / "tiny.msgpack")
+  assert os.path.getsize(path) < 100_000
+  config, states = checkpoints.load_run(run_dir)
+  summary = checkpoints.load_summary(run_dir)
+  best = checkpoints.best_seed(summary)
+  info = pretrained.info("tiny", folder=str(tmp_path))
+  assert info["seed_index"] == best and info["seed"] == summary["seeds"][best]
+  assert info["command"] == "made by a test" and info["task"] == "copy"
+  model_config, params = pretrained.load("tiny", folder=str(tmp_path))
+  assert model_config == config.model
+  original = checkpoints.seed_params(states, best)
+  assert (jax.tree_util.tree_structure(params)
+          == jax.tree_util.tree_structure(jax.tree_util.tree_map(np.asarray, original)))
+  for x, y in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(original)):
+    assert x.dtype == y.dtype
+    np.testing.assert_array_equal(x, y)
+  inputs, _, _ = config.make_task().sample(jax.random.PRNGKey(3), 2, 4, 4)
+  np.testing.assert_array_equal(apply(params, inputs, model_config, memory_size=16)[0],
+                                apply(original, inputs, model_config, memory_size=16)[0])
+  # Another seed on request, into the same folder.
+  pretrained.export(run_dir, task="tiny0", seed=0, folder=str(tmp_path))
+  assert pretrained.available(str(tmp_path)) == ["tiny", "tiny0"]
+  assert pretrained.info("tiny0", folder=str(tmp_path))["seed_index"] == 0
+  with pytest.raises(ValueError) as error:
+    pretrained.load("nope", folder=str(tmp_path))
+  assert str(error.value) == "no pretrained model 'nope'; available: tiny, tiny0"
+
+
+def test_an_lstm_has_bit_errors_but_no_head_pictures(tmp_path):
+  config = LSTMConfig(input_size=4, output_size=3, size=8, layers=1)
+  params = init(jax.random.PRNGKey(0), config)
+  drawn = inspection.draw_model(config, params, make_task("copy", bits=3), 3, 64,
+                                str(tmp_path), test_batch=4)
+  assert drawn["paths"] == [] and drawn["memory_size"] is None
+  assert drawn["bit_errors"] >= 0.0
+  assert not os.listdir(tmp_path)
+
+
+# The shipped pretrained copy model -------------------------------------------
+
+needs_copy = pytest.mark.skipif(
+    not os.path.exists(os.path.join(pretrained.FOLDER, "copy.msgpack")),
+    reason="ntm_jax/pretrained/copy.msgpack not exported yet")
+
+
+@needs_copy
+def test_pretrained_copy_copies_length_20_with_under_one_bit_error():
+  model_config, params = pretrained.load("copy")
+  info = pretrained.info("copy")
+  task = make_task(info["task"], **info["task_options"])
+  _, errors = train.evaluate_lengths(params, jax.random.PRNGKey(2024), task, model_config,
+                                     [20], 32, memory_size=128)
+  assert float(errors[0]) < 1.0
+
+
+@needs_copy
+def test_inspect_pretrained_copy_draws_in_seconds_without_training(tmp_path):
+  result = _python("-m", "experiments.inspect", "--pretrained=copy", f"--out_dir={tmp_path}",
+                   timeout=120)
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = result.stdout.strip().splitlines()
+  assert re.fullmatch(r"pretrained copy: \d+\.\d{3} bit errors per sequence at length 20, "
+                      r"memory 128", lines[0]), lines[0]
+  assert float(lines[0].split(": ")[1].split()[0]) < 1.0
+  assert lines[1:] == [str(tmp_path / "heads_L20.png"), str(tmp_path / "memory_L20.png")]
+  assert _png_size(lines[1]) == plots.pixel_size("head_weightings")
