@@ -19,20 +19,22 @@ FLAGS = flags.FLAGS
 # one-line "error: ..." before anything compiles.
 def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
                  steps: int, learning_rate: float, batch_size: int,
-                 controller_size: int = 100, activation: str = "tanh",
-                 read_heads: int = 1,
+                 controller: str = "ff", controller_size: int = 100,
+                 activation: str = "tanh", read_heads: int = 1,
                  write_heads: int = 1, curriculum_steps: int = 0,
-                 curriculum_start: int = 1) -> None:
+                 curriculum_start: int = 1, converge_threshold: float = 0.1,
+                 test_memory_size: int = 128, seeds: int = 30,
+                 eval_every: int = 250) -> None:
   """Defines the shared flags with this experiment's defaults."""
   d = flags
   # What to run.
-  d.DEFINE_integer("seeds", 30, "Seeds trained at once in one program.")
+  d.DEFINE_integer("seeds", seeds, "Seeds trained at once in one program.")
   d.DEFINE_integer("seed", 0, "Base seed: seed i uses PRNGKey(seed + i).")
   d.DEFINE_integer("steps", steps, "Training steps per seed.")
   d.DEFINE_integer("batch_size", batch_size, "Sequences per seed per step.")
   d.DEFINE_enum("model", "ntm", ["ntm", "lstm"], "NTM or the LSTM baseline.")
   # NTM.
-  d.DEFINE_string("controller", "ff", "Controller: ff (feed-forward) or lstm.")
+  d.DEFINE_string("controller", controller, "Controller: ff (feed-forward) or lstm.")
   d.DEFINE_integer("controller_size", controller_size, "Units per controller layer.")
   d.DEFINE_integer("controller_layers", 1, "Controller layers.")
   d.DEFINE_string("activation", activation, "Feed-forward activation: tanh, relu or sigmoid.")
@@ -59,14 +61,16 @@ def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
                    "Grow the longest training length over this many steps (0: off).")
   d.DEFINE_integer("curriculum_start", curriculum_start, "Longest training length at step 0.")
   # Evaluation and convergence.
-  d.DEFINE_integer("eval_every", 250, "Steps per compiled chunk; evaluate after each.")
+  d.DEFINE_integer("eval_every", eval_every, "Steps per compiled chunk; evaluate after each.")
   d.DEFINE_integer("eval_batch", 32, "Fresh sequences per seed per evaluation.")
-  d.DEFINE_float("converge_threshold", 0.1, "Converged: bit errors per sequence below this.")
+  d.DEFINE_float("converge_threshold", converge_threshold,
+                "Converged: the task's eval value (bit errors per sequence; for "
+                "ngrams the relative excess over the optimal cost) below this.")
   d.DEFINE_integer("converge_patience", 2, "... for this many evaluations in a row.")
   d.DEFINE_bool("stop_when_converged", False, "Stop once every seed converged or diverged.")
   d.DEFINE_list("test_lengths", [str(n) for n in test_lengths], "Generalisation test lengths.")
   d.DEFINE_integer("test_batch", 32, "Test sequences per length per seed.")
-  d.DEFINE_integer("test_memory_size", 128, "Memory rows N at test time.")
+  d.DEFINE_integer("test_memory_size", test_memory_size, "Memory rows N at test time.")
   # Outputs and hardware.
   d.DEFINE_string("out_dir", None, "Run directory (default runs/<task>/<timestamp>).")
   d.DEFINE_bool("resume", False, "Continue the run in --out_dir from its last checkpoint.")
@@ -84,12 +88,19 @@ def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
 
 
 def config_from_flags(task_name: str, task_options=()):
-  """Builds the ExperimentConfig; raises ValueError on a bad setting."""
+  """Builds the ExperimentConfig; raises ValueError on a bad setting.
+
+  task_options: (name, value) pairs, or a function of FLAGS returning a dict
+  (for experiments with task flags of their own).
+  """
   from ntm_jax import NTMConfig, LSTMConfig
   from ntm_jax.experiment import ExperimentConfig
   from ntm_jax.tasks import make_task
   from ntm_jax.train import TrainConfig
 
+  if callable(task_options):
+    task_options = task_options(FLAGS)
+  task_options = tuple(sorted(dict(task_options).items()))
   task = make_task(task_name, **dict(task_options))
   f = FLAGS
   if f.model == "ntm":
@@ -119,7 +130,7 @@ def config_from_flags(task_name: str, task_options=()):
       stop_when_converged=f.stop_when_converged, test_lengths=test_lengths,
       test_batch=f.test_batch, test_memory_size=f.test_memory_size)
   config = ExperimentConfig(task=task_name, model=model, train=train,
-                            task_options=tuple(sorted(dict(task_options).items())),
+                            task_options=task_options,
                             checkpoint_every=f.checkpoint_every)
   from ntm_jax.experiment import validate
   validate(config)

@@ -66,6 +66,10 @@ def validate(config: ExperimentConfig) -> None:
         f"model sizes {config.model.input_size}->{config.model.output_size} do not "
         f"match task {config.task!r} ({task.input_size}->{task.output_size})")
   t = config.train
+  smallest = getattr(task, "min_length", 1)
+  if t.min_length < smallest or min(t.test_lengths) < smallest:
+    raise ValueError(f"task {config.task!r} needs lengths >= {smallest}, got "
+                     f"min_length {t.min_length} and test_lengths {t.test_lengths}")
   if config.checkpoint_every % t.eval_every:
     raise ValueError(f"checkpoint_every ({config.checkpoint_every}) must be a "
                      f"multiple of eval_every ({t.eval_every})")
@@ -168,44 +172,93 @@ def _quartiles(values):
   return float(q1), float(median), float(q3)
 
 
-def summarize(config: ExperimentConfig, states, bits_by_length, errors_by_length,
-              timing: dict, param_count: int) -> dict:
-  """summary.json's content from the final (unpadded) states on the host."""
+def _by_length(values, lengths) -> dict:
+  return {str(n): _finite_or_none(values[j]) for j, n in enumerate(lengths)}
+
+
+def _median_by_length(values, lengths, rows=None) -> dict:
+  """Median over seeds (optionally only `rows`) of [S, L] values, per length."""
+  values = np.asarray(values, float)
+  if rows is not None:
+    values = values[rows]
+  out = {}
+  for j, n in enumerate(lengths):
+    column = values[:, j] if values.size else np.array([])
+    finite = column[np.isfinite(column)]
+    out[str(n)] = _finite_or_none(np.median(finite)) if finite.size else None
+  return out
+
+
+def _test_aggregate(results: dict, lengths, converged_rows) -> dict:
+  errors = np.asarray(results["bit_errors"])
+  aggregate = {
+      "median_bit_errors_by_length": _median_by_length(errors, lengths),
+      "median_converged_bit_errors_by_length": _median_by_length(errors, lengths,
+                                                                 converged_rows),
+      "seeds_under_1_bit_error_by_length": {
+          str(n): int(np.sum(errors[:, j] < 1.0)) for j, n in enumerate(lengths)},
+      "median_bits_by_length": _median_by_length(results["bits"], lengths),
+  }
+  if "optimal_bits" in results:
+    aggregate["median_optimal_bits_by_length"] = _median_by_length(
+        results["optimal_bits"], lengths)
+  return aggregate
+
+
+def summarize(config: ExperimentConfig, states, results: dict, timing: dict,
+              param_count: int) -> dict:
+  """summary.json's content from the final (unpadded) states on the host.
+
+  Args:
+    results: {"main": test results, variant name: ...}, each a dict of
+      [seeds, test lengths] arrays ("bits", "bit_errors", maybe
+      "optimal_bits") on the best parameters of each seed.
+  """
   t = config.train
+  task = config.make_task()
+  lengths = t.test_lengths
+  variants = [name for name in results if name != "main"]
   seeds = []
   for i in range(t.seeds):
     converged = int(states.converged_step[i])
     diverged_step = int(states.diverged_step[i])
-    seeds.append({
+    seed = {
         "seed": t.seed + i,
         "converged_step": converged if converged >= 0 else None,
         "diverged": bool(states.diverged[i]),
         "diverged_step": diverged_step if diverged_step >= 0 else None,
         "collapses": int(states.collapses[i]),
-        "final_eval_bit_errors": _finite_or_none(states.last_eval[i]),
-        "best_eval_bit_errors": _finite_or_none(states.best_eval[i]),
-        "bit_errors_by_length": {str(n): _finite_or_none(errors_by_length[i, j])
-                                 for j, n in enumerate(t.test_lengths)},
-        "bits_by_length": {str(n): _finite_or_none(bits_by_length[i, j])
-                           for j, n in enumerate(t.test_lengths)},
-    })
-  steps = [s["converged_step"] for s in seeds if s["converged_step"] is not None]
+        "final_eval": _finite_or_none(states.last_eval[i]),
+        "best_eval": _finite_or_none(states.best_eval[i]),
+        "bit_errors_by_length": _by_length(results["main"]["bit_errors"][i], lengths),
+        "bits_by_length": _by_length(results["main"]["bits"][i], lengths),
+    }
+    if "optimal_bits" in results["main"]:
+      seed["optimal_bits_by_length"] = _by_length(results["main"]["optimal_bits"][i], lengths)
+    if variants:
+      seed["variants"] = {name: {
+          "bit_errors_by_length": _by_length(results[name]["bit_errors"][i], lengths),
+          "bits_by_length": _by_length(results[name]["bits"][i], lengths)}
+          for name in variants}
+    seeds.append(seed)
+  converged_rows = [i for i, s in enumerate(seeds) if s["converged_step"] is not None]
+  steps = [seeds[i]["converged_step"] for i in converged_rows]
   q1, median, q3 = _quartiles(steps)
-  errors = np.asarray(errors_by_length)
   aggregate = {
       "seeds": t.seeds,
       "converged": len(steps),
       "diverged": sum(s["diverged"] for s in seeds),
       "collapsed": sum(s["collapses"] > 0 for s in seeds),
       "steps_to_converge": {"q1": q1, "median": median, "q3": q3},
-      "median_bit_errors_by_length": {
-          str(n): _finite_or_none(np.nanmedian(errors[:, j])) if np.isfinite(errors[:, j]).any() else None
-          for j, n in enumerate(t.test_lengths)},
-      "seeds_under_1_bit_error_by_length": {
-          str(n): int(np.sum(errors[:, j] < 1.0)) for j, n in enumerate(t.test_lengths)},
+      "converge_metric": train_lib.converge_metric(task),
+      "converge_threshold": t.converge_threshold,
+      **_test_aggregate(results["main"], lengths, converged_rows),
       "test_memory_size": t.test_memory_size,
       "param_count": param_count,
   }
+  if variants:
+    aggregate["variants"] = {name: _test_aggregate(results[name], lengths, converged_rows)
+                             for name in variants}
   return {"task": config.task, "model": config.model_kind, "seeds": seeds,
           "aggregate": aggregate, "timing": timing}
 
@@ -224,6 +277,9 @@ def format_summary(summary: dict) -> str:
   lengths = list(agg["median_bit_errors_by_length"])
   def cell(v):
     return "nan" if v is None else f"{v:.2f}"
+  def row(label, values):
+    return f"{label:<30}" + " ".join(f"{cell(values[n]) if not isinstance(values[n], int) else values[n]:>6}"
+                                     for n in lengths)
   header = f"{'seed':>5} {'converged':>9} {'div':>4} {'coll':>4} " + " ".join(f"L{n:>5}" for n in lengths)
   lines = [f"{summary['task']} / {summary['model']}: bit errors per sequence by test length "
            f"(memory {agg['test_memory_size']})", header]
@@ -232,13 +288,20 @@ def format_summary(summary: dict) -> str:
     lines.append(f"{s['seed']:>5} {conv:>9} {'yes' if s['diverged'] else '':>4} "
                  f"{s['collapses'] or '':>4} " +
                  " ".join(f"{cell(s['bit_errors_by_length'][n]):>6}" for n in lengths))
-  lines.append("median" + " " * 24 + " ".join(
-      f"{cell(agg['median_bit_errors_by_length'][n]):>6}" for n in lengths))
-  lines.append("<1 bit" + " " * 24 + " ".join(
-      f"{agg['seeds_under_1_bit_error_by_length'][n]:>6}" for n in lengths))
+  lines.append(row("median", agg["median_bit_errors_by_length"]))
+  lines.append(row("median of converged seeds", agg["median_converged_bit_errors_by_length"]))
+  lines.append(row("seeds < 1 bit error", agg["seeds_under_1_bit_error_by_length"]))
+  lines.append(row("median cost (bits)", agg["median_bits_by_length"]))
+  if "median_optimal_bits_by_length" in agg:
+    lines.append(row("optimal predictor's cost (bits)", agg["median_optimal_bits_by_length"]))
+  for name, variant in agg.get("variants", {}).items():
+    lines.append(row(f"{name}: median", variant["median_bit_errors_by_length"]))
+    lines.append(row(f"{name}: median of converged", variant["median_converged_bit_errors_by_length"]))
+    lines.append(row(f"{name}: seeds < 1 bit error", variant["seeds_under_1_bit_error_by_length"]))
   stc = agg["steps_to_converge"]
   lines.append(
-      f"converged {agg['converged']}/{agg['seeds']}, diverged {agg['diverged']}, "
+      f"converged ({agg['converge_metric']} < {agg['converge_threshold']:g}) "
+      f"{agg['converged']}/{agg['seeds']}, diverged {agg['diverged']}, "
       f"collapsed {agg['collapsed']}; steps to converge median "
       f"{cell(stc['median'])} (q1 {cell(stc['q1'])}, q3 {cell(stc['q3'])}); "
       f"params {agg['param_count']}")
@@ -378,12 +441,16 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
     manager.wait_until_finished()
 
   test_began = time.perf_counter()
-  test = train_lib.make_seed_parallel(functools.partial(
-      _test_seed, task=task, model_config=config.model, lengths=t.test_lengths,
-      batch_size=t.test_batch, memory_size=t.test_memory_size), mesh)
   test_keys = jax.vmap(jax.random.PRNGKey)(t.seed + 10_000 + jnp.arange(padded_seeds))
   test_keys = jax.device_put(test_keys, seed_sharding)
-  bits, errors = jax.device_get(test(states.best_params, test_keys))
+  results = {}
+  variants = getattr(task, "test_variants", dict)()
+  for name, test_task in [("main", task)] + list(variants.items()):
+    test = train_lib.make_seed_parallel(functools.partial(
+        _test_seed, task=test_task, model_config=config.model, lengths=t.test_lengths,
+        batch_size=t.test_batch, memory_size=t.test_memory_size), mesh)
+    results[name] = {key: value[:t.seeds] for key, value in
+                     jax.device_get(test(states.best_params, test_keys)).items()}
   test_s = time.perf_counter() - test_began
 
   host_states = jax.device_get(states)
@@ -393,8 +460,7 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
             "outside_train_fraction": 1.0 - (compile_s + train_s) / wall_s,
             "devices": mesh.size, "backend": jax.default_backend()}
   param_count = model_lib.param_count(jax.tree_util.tree_map(lambda x: x[0], host_states.params))
-  summary = summarize(config, host_states, bits[:t.seeds], errors[:t.seeds], timing,
-                      param_count)
+  summary = summarize(config, host_states, results, timing, param_count)
   _write_json(os.path.join(out_dir, "summary.json"), summary)
   if plots:
     try:
@@ -418,11 +484,14 @@ def _write_json(path: str, data) -> None:
 
 def _chunk_report(row: dict, seconds: float, steps: int):
   """(aggregate, per_seed) for loggers from a chunk's last metrics row."""
-  per_seed = {name: row[name] for name in
-              ("loss", "bit_errors", "grad_norm", "eval_loss", "eval_bit_errors")}
+  names = ("loss", "bit_errors", "grad_norm", "eval_loss", "eval_bit_errors",
+           "eval_optimal_bits", "eval_excess_bits")
+  per_seed = {name: row[name] for name in names if name in row}
   aggregate = {"converged": row["converged"], "diverged": row["diverged"],
                "train_length": row["train_length"], "steps_per_s": steps / seconds}
-  for name in ("loss", "eval_loss", "eval_bit_errors"):
+  for name in ("loss", "eval_loss", "eval_bit_errors", "eval_excess_bits"):
+    if name not in row:
+      continue
     values = np.array([np.nan if v is None else v for v in row[name]], float)
     if np.isfinite(values).any():
       aggregate[f"{name}/median"] = float(np.nanmedian(values))

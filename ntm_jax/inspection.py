@@ -53,8 +53,8 @@ def draw_model(model_config, params, task, length: int, memory_size: Optional[in
   is_ntm = isinstance(model_config, NTMConfig)
   if not is_ntm:
     memory_size = None
-  _, errors = train_lib.evaluate_lengths(params, rng, task, model_config, [length],
-                                         test_batch, memory_size)
+  errors = train_lib.evaluate_lengths(params, rng, task, model_config, [length],
+                                      test_batch, memory_size)["bit_errors"]
   bit_errors = float(errors[0])
   result = {"bit_errors": bit_errors, "paths": [],
             "memory_size": (memory_size or model_config.memory_rows) if is_ntm else None}

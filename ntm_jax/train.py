@@ -45,7 +45,9 @@ class TrainConfig:
   curriculum_start: int = 1
   eval_every: int = 250          # steps per compiled chunk; eval after each
   eval_batch: int = 32           # fresh sequences per seed per evaluation
-  converge_threshold: float = 0.1  # bit errors per sequence
+  # On the task's convergence value: bit errors per sequence for most tasks,
+  # relative excess over the optimal cost for ngrams.
+  converge_threshold: float = 0.1
   converge_patience: int = 2     # evaluations in a row below the threshold
   stop_when_converged: bool = False
   test_lengths: Sequence[int] = (10, 20, 40, 60, 80, 100, 120)
@@ -104,8 +106,8 @@ class TrainState:
   below_count: jax.Array    # [] int32, evaluations in a row below threshold
   above_count: jax.Array    # [] int32, evaluations in a row above threshold
   collapses: jax.Array      # [] int32, times a converged seed lost it
-  best_eval: jax.Array      # [] float32, lowest eval bit errors seen
-  last_eval: jax.Array      # [] float32, latest eval bit errors
+  best_eval: jax.Array      # [] float32, lowest eval convergence value seen
+  last_eval: jax.Array      # [] float32, latest eval convergence value
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
@@ -227,24 +229,32 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig):
 
 
 def evaluate_padded(params, rng, task, model_config, lengths, batch_size,
-                     max_length: int, memory_size: Optional[int]):
-  """Mean bits and bit errors per sequence for each entry of `lengths` [L].
+                     max_length: int, memory_size: Optional[int]) -> dict:
+  """Mean cost per sequence for each entry of `lengths` [L].
 
   All sequences are padded to the static `max_length`, so one compiled
-  program serves any lengths up to it. Returns (bits [L], bit_errors [L]).
+  program serves any lengths up to it.
+
+  Returns:
+    {"bits": [L] cross-entropy in bits, "bit_errors": [L]}, plus
+    "optimal_bits" [L] for tasks with a known optimal predictor (ngrams),
+    computed on the very same sequences.
   """
   lengths = jnp.asarray(lengths, jnp.int32)
   per_sequence = jnp.repeat(lengths, batch_size)
   inputs, targets, mask = task.sample(rng, per_sequence.shape[0], per_sequence, max_length)
   logits, _ = model_lib.apply(params, inputs, model_config, memory_size=memory_size)
   bits, bit_errors = sequence_metrics(logits, targets, mask)
+  results = {"bits": bits, "bit_errors": bit_errors}
+  if hasattr(task, "optimal_bits"):
+    results["optimal_bits"] = task.optimal_bits(inputs, targets, mask)
   shape = (lengths.shape[0], batch_size)
-  return bits.reshape(shape).mean(1), bit_errors.reshape(shape).mean(1)
+  return {name: value.reshape(shape).mean(1) for name, value in results.items()}
 
 
 def evaluate_lengths(params, rng, task, model_config, lengths: Sequence[int],
-                     batch_size: int, memory_size: Optional[int] = None):
-  """Mean (bits, bit errors) per sequence at each of `lengths`, one seed.
+                     batch_size: int, memory_size: Optional[int] = None) -> dict:
+  """Mean cost per sequence at each of `lengths`, one seed.
 
   Args:
     params: one seed's params.
@@ -254,14 +264,28 @@ def evaluate_lengths(params, rng, task, model_config, lengths: Sequence[int],
     memory_size: N at test time (the controller never sees N).
 
   Returns:
-    (bits [L], bit_errors [L]).
+    evaluate_padded's dict of [L] arrays.
   """
   return evaluate_padded(params, rng, task, model_config, jnp.asarray(lengths),
                           batch_size, max(lengths), memory_size)
 
 
+def converge_metric(task) -> str:
+  """What a task's convergence is judged on: "bit_errors" per sequence, or
+  "excess_bits", the relative cost above the optimal predictor's."""
+  return getattr(task, "converge_metric", "bit_errors")
+
+
+def convergence_value(task, metrics: dict):
+  """The number compared with converge_threshold, from evaluate_* metrics."""
+  if converge_metric(task) == "excess_bits":
+    return metrics["bits"] / metrics["optimal_bits"] - 1.0
+  return metrics["bit_errors"]
+
+
 def _update_convergence(state: TrainState, eval_errors, config: TrainConfig) -> TrainState:
-  """Per-seed bookkeeping after an evaluation at state.step."""
+  """Per-seed bookkeeping after an evaluation at state.step; `eval_errors`
+  is the task's convergence value (see `convergence_value`)."""
   below = eval_errors < config.converge_threshold  # NaN compares False
   streak_start = jnp.where(below & (state.below_count == 0), state.step, state.streak_start)
   below_count = jnp.where(below, state.below_count + 1, 0)
@@ -295,11 +319,16 @@ def train_chunk(state: TrainState, task, model_config, config: TrainConfig):
   # Uniform over the training lengths: the convergence criterion.
   lengths = jnp.arange(config.min_length, config.max_length + 1)
   per_length = max(1, -(-config.eval_batch // lengths.shape[0]))
-  bits, bit_errors = evaluate_padded(state.params, eval_rng, task, model_config,
-                                      lengths, per_length, config.max_length, None)
-  eval_bits, eval_errors = jnp.mean(bits), jnp.mean(bit_errors)
-  state = _update_convergence(state.replace(rng=rng), eval_errors, config)
-  return state, step_metrics, {"eval_loss": eval_bits, "eval_bit_errors": eval_errors}
+  per_length_metrics = evaluate_padded(state.params, eval_rng, task, model_config,
+                                       lengths, per_length, config.max_length, None)
+  means = {name: jnp.mean(value) for name, value in per_length_metrics.items()}
+  value = convergence_value(task, means)
+  state = _update_convergence(state.replace(rng=rng), value, config)
+  eval_metrics = {"eval_loss": means["bits"], "eval_bit_errors": means["bit_errors"]}
+  if "optimal_bits" in means:
+    eval_metrics["eval_optimal_bits"] = means["optimal_bits"]
+    eval_metrics["eval_excess_bits"] = value
+  return state, step_metrics, eval_metrics
 
 
 def make_seed_parallel(fn, mesh=None):

@@ -161,7 +161,7 @@ def test_summary_json_per_seed_entries_and_aggregate(run_a):
   assert agg["test_memory_size"] == 16
   # The last evaluation in metrics.jsonl is what the summary calls final.
   last = _metrics(out_dir)[-1]
-  assert last["eval_bit_errors"] == [s["final_eval_bit_errors"] for s in seeds]
+  assert last["eval_bit_errors"] == [s["final_eval"] for s in seeds]
   assert last["converged"] == agg["converged"]
 
 

@@ -178,8 +178,8 @@ def test_pretrained_copy_copies_length_20_with_under_one_bit_error():
   model_config, params = pretrained.load("copy")
   info = pretrained.info("copy")
   task = make_task(info["task"], **info["task_options"])
-  _, errors = train.evaluate_lengths(params, jax.random.PRNGKey(2024), task, model_config,
-                                     [20], 32, memory_size=128)
+  errors = train.evaluate_lengths(params, jax.random.PRNGKey(2024), task, model_config,
+                                  [20], 32, memory_size=128)["bit_errors"]
   assert float(errors[0]) < 1.0
 
 

@@ -26,6 +26,8 @@ class CopyTask:
   def output_size(self) -> int:
     return self.bits
 
+  min_length = 1
+
   def memory_needed(self, length: int) -> int:
     """Memory rows a sequence of `length` needs: one per vector."""
     return length
