@@ -8,6 +8,7 @@ Each experiment module only names its task and its task defaults:
       common.main_for("copy")
 """
 import sys
+from typing import Optional
 
 from absl import app
 from absl import flags
@@ -22,7 +23,7 @@ def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
                  controller: str = "ff", controller_size: int = 100,
                  activation: str = "tanh", read_heads: int = 1,
                  write_heads: int = 1, curriculum_steps: int = 0,
-                 curriculum_start: int = 1, converge_threshold: float = 0.1,
+                 curriculum_start: Optional[int] = None, converge_threshold: float = 0.1,
                  test_memory_size: int = 128, seeds: int = 30,
                  eval_every: int = 250) -> None:
   """Defines the shared flags with this experiment's defaults."""
@@ -59,7 +60,7 @@ def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
   d.DEFINE_integer("max_length", max_length, "Longest training length.")
   d.DEFINE_integer("curriculum_steps", curriculum_steps,
                    "Grow the longest training length over this many steps (0: off).")
-  d.DEFINE_integer("curriculum_start", curriculum_start, "Longest training length at step 0.")
+  d.DEFINE_integer("curriculum_start", min_length if curriculum_start is None else curriculum_start, "Longest training length at step 0.")
   # Evaluation and convergence.
   d.DEFINE_integer("eval_every", eval_every, "Steps per compiled chunk; evaluate after each.")
   d.DEFINE_integer("eval_batch", 32, "Fresh sequences per seed per evaluation.")
@@ -85,6 +86,29 @@ def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
   d.DEFINE_string("wandb_project", None, "W&B project (default WANDB_PROJECT or ntm_jax).")
   d.DEFINE_string("wandb_entity", None, "W&B entity (default WANDB_ENTITY).")
   d.DEFINE_string("wandb_name", None, "W&B run name.")
+
+
+_loaded = None  # the experiment whose flags FLAGS holds now
+
+
+def load_experiment(name: str):
+  """Imports `experiments.<name>` with its own flag defaults, replacing the
+  flags another experiment defined in this process (absl defines flags once
+  per process; tests and notebooks look at several experiments)."""
+  import importlib
+  global _loaded
+  module = name if name.startswith("experiments.") else f"experiments.{name}"
+  if _loaded == module and module in sys.modules:
+    return sys.modules[module]
+  for flag in list(FLAGS):
+    if (FLAGS.find_module_defining_flag(flag) or "").startswith("experiments."):
+      delattr(FLAGS, flag)
+  for other in [m for m in sys.modules if m.startswith("experiments.")
+                and m not in ("experiments.common", "experiments.__init__")]:
+    del sys.modules[other]
+  loaded = importlib.import_module(module)
+  _loaded = module
+  return loaded
 
 
 def config_from_flags(task_name: str, task_options=()):
@@ -146,6 +170,8 @@ def main_for(task_name: str, task_options=()) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax's info lines would bury the bar
     from ntm_jax import devices
     devices.use_all_cpu_cores()  # before JAX starts its backend
+    from ntm_jax import distributed
+    distributed.initialize_from_env()  # one of several processes? (no-op otherwise)
     from ntm_jax import experiment
     try:
       config = config_from_flags(task_name, task_options)

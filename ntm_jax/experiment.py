@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntm_jax import distributed
 from ntm_jax import model as model_lib
 from ntm_jax import tasks as tasks_lib
 from ntm_jax import train as train_lib
@@ -93,13 +94,8 @@ def default_out_dir(task: str) -> str:
   return os.path.join("runs", task, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
 
 
-def seed_mesh(devices: Optional[int] = None):
-  """A 1-D mesh named "seeds" over the first `devices` local devices."""
-  available = jax.local_devices()
-  count = len(available) if devices is None else devices
-  if not 1 <= count <= len(available):
-    raise ValueError(f"devices must be in [1, {len(available)}], got {count}")
-  return jax.sharding.Mesh(np.array(available[:count]), ("seeds",))
+# A 1-D mesh named "seeds" over all devices of all processes (one process: local).
+seed_mesh = distributed.seed_mesh
 
 
 def _finite_or_none(x: float):
@@ -313,6 +309,16 @@ def format_summary(summary: dict) -> str:
   return "\n".join(lines)
 
 
+class _NoFile:
+  """metrics.jsonl on every host but the first: nothing to write."""
+
+  def write(self, rows) -> None:
+    pass
+
+  def close(self) -> None:
+    pass
+
+
 class _Progress:
   """A live bar: step, steps/s, median loss, converged / diverged seeds."""
 
@@ -353,6 +359,12 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
       summary under "plots").
   """
   wall_start = time.perf_counter()
+  # Several processes (hosts) share the seeds: every one trains its own and
+  # writes its checkpoint shards; only the first writes the run's files and
+  # talks to the user and the loggers.
+  main = distributed.is_main_process()
+  if not main:
+    log, progress, loggers, plots = (lambda _: None), False, (), False
   config_path = os.path.join(out_dir, "config.json")
   if resume:
     if not os.path.exists(config_path):
@@ -372,25 +384,28 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
       and jax.tree_util.tree_leaves(initial_states)[0].shape[0] != padded_seeds):
     raise ValueError(f"initial_states must hold {padded_seeds} seeds")
   os.makedirs(out_dir, exist_ok=True)
-  _write_json(config_path, config.to_json())
+  if main:
+    _write_json(config_path, config.to_json())
   loggers = SafeLoggers(loggers, log)
   loggers.start(config.to_json(), out_dir)
+  hosts = f" on {jax.process_count()} hosts" if jax.process_count() > 1 else ""
   log(f"{t.seeds} seeds ({padded_seeds - t.seeds} padding) over {mesh.size} "
-      f"{jax.default_backend()} device(s): {padded_seeds // mesh.size} per device")
+      f"{jax.default_backend()} device(s){hosts}: {padded_seeds // mesh.size} per device")
   seed_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
 
   states = (initial_states if initial_states is not None
             else train_lib.init_states(config.model, t, padded_seeds))
-  states = jax.device_put(states, seed_sharding)
+  states = distributed.put_seeds(states, seed_sharding)
   manager = _checkpoint_manager(out_dir)
   start_step = 0
   if resume:
     restored_step, states = _restore(manager, states)
     if restored_step is not None:
       start_step = restored_step
-      states = jax.device_put(states, seed_sharding)
+      states = distributed.put_seeds(states, seed_sharding)
       log(f"resumed from step {start_step}")
-  metrics_file = _MetricsFile(os.path.join(out_dir, "metrics.jsonl"), start_step)
+  metrics_file = (_MetricsFile(os.path.join(out_dir, "metrics.jsonl"), start_step)
+                  if main else _NoFile())
 
   chunk = train_lib.make_seed_parallel(functools.partial(
       train_lib.train_chunk, task=task, model_config=config.model, config=t), mesh)
@@ -403,7 +418,7 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
       # `states` advances only with `step`: an interruption anywhere in here
       # leaves the two consistent for the checkpoint written on the way out.
       new_states, step_metrics, eval_metrics = chunk(states)
-      step_metrics, eval_metrics, flags = jax.device_get(
+      step_metrics, eval_metrics, flags = distributed.gather_seeds(
           (step_metrics, eval_metrics,
            (new_states.converged_step, new_states.diverged)))
       elapsed = time.perf_counter() - began
@@ -442,7 +457,7 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
 
   test_began = time.perf_counter()
   test_keys = jax.vmap(jax.random.PRNGKey)(t.seed + 10_000 + jnp.arange(padded_seeds))
-  test_keys = jax.device_put(test_keys, seed_sharding)
+  test_keys = distributed.put_seeds(test_keys, seed_sharding)
   results = {}
   variants = getattr(task, "test_variants", dict)()
   for name, test_task in [("main", task)] + list(variants.items()):
@@ -450,10 +465,11 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
         _test_seed, task=test_task, model_config=config.model, lengths=t.test_lengths,
         batch_size=t.test_batch, memory_size=t.test_memory_size), mesh)
     results[name] = {key: value[:t.seeds] for key, value in
-                     jax.device_get(test(states.best_params, test_keys)).items()}
+                     distributed.gather_seeds(test(states.best_params, test_keys)).items()}
   test_s = time.perf_counter() - test_began
 
-  host_states = jax.device_get(states)
+  # What the summary needs, gathered from every host.
+  host_states = distributed.gather_seeds(states.replace(opt_state=None, best_params=None))
   wall_s = time.perf_counter() - wall_start
   timing = {"wall_s": wall_s, "compile_s": compile_s, "train_s": train_s,
             "test_s": test_s, "steps_run": step - start_step,
@@ -461,7 +477,8 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
             "devices": mesh.size, "backend": jax.default_backend()}
   param_count = model_lib.param_count(jax.tree_util.tree_map(lambda x: x[0], host_states.params))
   summary = summarize(config, host_states, results, timing, param_count)
-  _write_json(os.path.join(out_dir, "summary.json"), summary)
+  if main:
+    _write_json(os.path.join(out_dir, "summary.json"), summary)
   if plots:
     try:
       from ntm_jax import inspection  # matplotlib: only when drawing

@@ -12,6 +12,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from ntm_jax.experiment import sweep_metrics
+from experiments import common
 from sweeps import run as sweep_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +28,7 @@ def _module(sweep):
 
 def _flags_of(module):
   """A private copy of absl's FLAGS with `module`'s flags, as its process sees them."""
-  importlib.import_module(module)  # defines the experiment's flags on absl's FLAGS
+  common.load_experiment(module)  # defines the experiment's flags on absl's FLAGS
   values = copy.deepcopy(flags.FLAGS)
   values.unparse_flags()
   return values
@@ -93,7 +94,7 @@ def _candidates(spec):
 def test_every_parameter_value_is_a_flag_value_the_experiment_parses(path):
   sweep = sweep_run.load(path)
   module = _module(sweep)
-  importlib.import_module(module)
+  common.load_experiment(module)
   for name, spec in sweep["parameters"].items():
     assert name in flags.FLAGS, f"{path}: {name} is not a flag of {module}"
     for value in _candidates(spec):
@@ -131,13 +132,13 @@ def test_trial_configs_pass_the_experiment_s_checks(path):
   from experiments import common
   sweep = sweep_run.load(path)
   module = _module(sweep)
-  importlib.import_module(module)
+  options = getattr(common.load_experiment(module), "task_options", ())
   was_parsed = flags.FLAGS.is_parsed()
   with flagsaver.flagsaver():
     try:
       for parameters in sweep_run.trials(sweep, 10, seed=2):
         flags.FLAGS([module] + sweep_run.command(sweep, parameters)[3:])
-        common.config_from_flags(module.split(".")[1])
+        common.config_from_flags(module.split(".")[1], options)
     finally:
       if not was_parsed:
         flags.FLAGS.unparse_flags()

@@ -1,0 +1,117 @@
+"""Every task trains end to end through the shared engine on tiny settings,
+and its summary carries what that task reports (optimal cost, extra tests,
+accuracy), for the NTM and the LSTM baseline.
+
+One run per task (2 seeds, 4 steps, a tiny model): seconds each, nearly all
+of it compiling.
+"""
+import dataclasses
+
+import numpy as np
+import pytest
+from absl.testing import flagsaver
+
+from ntm_jax import LSTMConfig, NTMConfig, experiment, train
+from ntm_jax.tasks import make_task
+
+# (task, options, max_length, test_lengths, min_length)
+TASKS = [
+    ("repeat_copy", {"bits": 3, "max_repeats": 3, "test_repeats": (4,)}, 3, (2, 4), 1),
+    ("repeat_copy", {"bits": 3, "max_repeats": 2, "encoding": "unary", "test_repeats": ()},
+     3, (2,), 1),
+    ("associative_recall", {"bits": 3, "item_vectors": 2}, 3, (2, 5), 2),
+    ("ngrams", {"order": 3}, 12, (12,), 12),
+    ("priority_sort", {"bits": 3}, 5, (5, 10), 5),
+    ("dyck", {}, 6, (4, 12), 1),
+]
+
+
+def _config(task_name, options, max_length, test_lengths, min_length, model_kind="ntm"):
+  task = make_task(task_name, **options)
+  if model_kind == "ntm":
+    model = NTMConfig(input_size=task.input_size, output_size=task.output_size,
+                      controller_size=8, memory_rows=12, memory_width=4)
+  else:
+    model = LSTMConfig(input_size=task.input_size, output_size=task.output_size,
+                       size=8, layers=2)
+  return experiment.ExperimentConfig(
+      task=task_name, task_options=tuple(sorted(options.items())), model=model,
+      train=train.TrainConfig(seeds=2, steps=4, batch_size=2, min_length=min_length,
+                              max_length=max_length, eval_every=2, eval_batch=4,
+                              test_lengths=test_lengths, test_batch=4,
+                              test_memory_size=12),
+      checkpoint_every=2)
+
+
+def _run(config, tmp_path):
+  return experiment.run(config, str(tmp_path), progress=False, log=lambda _: None,
+                        plots=False)
+
+
+@pytest.mark.parametrize("task_name, options, max_length, test_lengths, min_length", TASKS,
+                         ids=[f"{t[0]}-{t[1].get('encoding', '')}" for t in TASKS])
+def test_task_trains_through_the_engine_and_reports_its_tests(
+    tmp_path, task_name, options, max_length, test_lengths, min_length):
+  config = _config(task_name, options, max_length, test_lengths, min_length)
+  summary = _run(config, tmp_path)
+  agg = summary["aggregate"]
+  assert summary["task"] == task_name and agg["seeds"] == 2
+  for seed in summary["seeds"]:
+    assert not seed["diverged"]
+    assert set(seed["bit_errors_by_length"]) == {str(n) for n in test_lengths}
+    bits = np.array(list(seed["bits_by_length"].values()), float)
+    assert np.all(np.isfinite(bits)) and np.all(bits > 0)
+  task = config.make_task()
+  variants = set(getattr(task, "test_variants", dict)())
+  assert set(agg.get("variants", {})) == variants
+  for seed in summary["seeds"]:
+    assert set(seed.get("variants", {})) == variants
+  if task_name == "ngrams":
+    assert agg["converge_metric"] == "excess_bits"
+    optimal = agg["median_optimal_bits_by_length"]["12"]
+    # 11 predictions; the optimal predictor pays at most 1 bit for each of
+    # the first order-1 = 2, and less than 1 bit on average after.
+    assert 0 < optimal < 11
+  else:
+    assert agg["converge_metric"] == "bit_errors"
+    assert "median_optimal_bits_by_length" not in agg
+  if task_name == "dyck":
+    errors = np.array([list(s["bit_errors_by_length"].values()) for s in summary["seeds"]])
+    assert np.all((errors >= 0) & (errors <= 1))  # a fraction of words misclassified
+
+
+def test_lstm_baseline_trains_on_a_paper_task_and_reports_its_size(tmp_path):
+  config = _config(*TASKS[2], model_kind="lstm")
+  summary = _run(config, tmp_path)
+  assert summary["model"] == "lstm"
+  # Two LSTM layers of 8 units on 5 inputs, and a linear read-out to 3.
+  layer1 = 4 * 8 * (5 + 8) + 4 * 8
+  layer2 = 4 * 8 * (8 + 8) + 4 * 8
+  assert summary["aggregate"]["param_count"] == layer1 + layer2 + 8 * 3 + 3
+
+
+def test_lengths_below_a_tasks_minimum_are_refused_before_compiling():
+  config = _config(*TASKS[2])
+  bad = dataclasses.replace(config, train=dataclasses.replace(config.train, min_length=1))
+  with pytest.raises(ValueError, match="needs lengths >= 2"):
+    experiment.validate(bad)
+
+
+@pytest.mark.parametrize("module", ["repeat_copy", "associative_recall", "ngrams",
+                                    "priority_sort", "dyck"])
+def test_each_experiment_builds_a_valid_config_from_its_default_flags(module):
+  from absl import flags
+  from experiments import common
+  options = getattr(common.load_experiment(module), "task_options", ())
+  with flagsaver.flagsaver():
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS([module])
+    config = common.config_from_flags(module, options)
+  assert config.task == module
+  task = config.make_task()
+  assert (config.model.input_size, config.model.output_size) == (task.input_size,
+                                                                  task.output_size)
+  for kind in ("lstm",):
+    with flagsaver.flagsaver(model=kind):
+      flags.FLAGS([module])
+      assert common.config_from_flags(module, options).model_kind == kind
