@@ -55,15 +55,14 @@ def dense_flops(fan_in: int, fan_out: int, bias: bool = True) -> int:
 
 
 def _lstm_layer_flops(fan_in: int, size: int) -> tuple:
-  """(dense FLOPs, elementwise FLOPs) of one flax nn.LSTMCell step.
+  """(dense FLOPs, elementwise FLOPs) of one `controllers.LSTMLayer` step.
 
-  Each of the 4 gates is an input dense without bias (2*fan_in*size), a
-  recurrent dense with bias (2*size*size + size), their sum (size) and its
-  activation (size); then c' = f*c + i*g (3*size) and h' = o*tanh(c')
-  (2*size): 8*size*(fan_in + size) + 4*size dense, 13*size elementwise.
+  One dense layer with bias on [x, h] to the 4 gates
+  (8*size*(fan_in + size) + 4*size); the gates' activations (4*size); then
+  c' = f*c + i*g (3*size) and h' = o*tanh(c') (2*size): 9*size elementwise.
   """
-  dense = 4 * (dense_flops(fan_in, size, bias=False) + dense_flops(size, size))
-  elementwise = 4 * 2 * size + 3 * size + 2 * size
+  dense = dense_flops(fan_in + size, 4 * size)
+  elementwise = 4 * size + 3 * size + 2 * size
   return dense, elementwise
 
 

@@ -211,7 +211,8 @@ def test_multiple_read_and_write_heads():
 def test_lstm_controller():
   p = _params(CFG_LSTM)
   lstm = p["params"]["controller"]["lstm_0"]
-  assert lstm["ii"]["kernel"].shape == (3 + 4, 16)  # input + read vector
+  # input + read vector + recurrent state, to the four gates
+  assert lstm["kernel"].shape == (3 + 4 + 16, 4 * 16)
   out, trace = _traced_run(CFG_LSTM)
   assert out.shape == (B, T, 2) and _finite(out)
   _assert_distributions(trace["read_weights"])
@@ -474,12 +475,11 @@ def _np_lstm_baseline(params, x):
     for l, q in enumerate(layers):
       c, h = carry[l]
 
-      def pre(gate, inp=inp, h=h, q=q):
-        hidden = q["h" + gate]
-        return inp @ q["i" + gate]["kernel"] + h @ hidden["kernel"] + hidden["bias"]
-
-      i, f, o = _sigmoid(pre("i")), _sigmoid(pre("f")), _sigmoid(pre("o"))
-      c = f * c + i * np.tanh(pre("g"))
+      size = BASELINE.size
+      pre = np.concatenate([inp, h]) @ q["kernel"] + q["bias"]
+      gate = {name: pre[k * size:(k + 1) * size] for k, name in enumerate("ifgo")}
+      i, f, o = _sigmoid(gate["i"]), _sigmoid(gate["f"]), _sigmoid(gate["o"])
+      c = f * c + i * np.tanh(gate["g"])
       h = o * np.tanh(c)
       carry[l] = (c, h)
       inp = h
@@ -499,9 +499,7 @@ def test_lstm_baseline_param_layout_and_count():
   hsz = BASELINE.size
   for l, fan_in in enumerate([3, hsz]):
     layer = shapes["controller"][f"lstm_{l}"]
-    for g in "ifgo":
-      assert layer["i" + g] == {"kernel": (fan_in, hsz)}            # no input bias
-      assert layer["h" + g] == {"kernel": (hsz, hsz), "bias": (hsz,)}
+    assert layer == {"kernel": (fan_in + hsz, 4 * hsz), "bias": (4 * hsz,)}
   assert shapes["output"] == {"kernel": (hsz, 2), "bias": (2,)}
   # Per layer 4 gates * ((in + h) * h + h); output h * O + O.
   per_layer = [4 * ((fan_in + hsz) * hsz + hsz) for fan_in in (3, hsz)]
