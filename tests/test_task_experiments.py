@@ -3,7 +3,7 @@ and its summary carries what that task reports (optimal cost, extra tests,
 accuracy), for the NTM and the LSTM baseline.
 
 One run per task (2 seeds, 4 steps, a tiny model): seconds each, nearly all
-of it compiling.
+of it compiling. The unary repeat encoding is checked in test_task_samplers.
 """
 import dataclasses
 
@@ -17,8 +17,6 @@ from ntm_jax.tasks import make_task
 # (task, options, max_length, test_lengths, min_length)
 TASKS = [
     ("repeat_copy", {"bits": 3, "max_repeats": 3, "test_repeats": (4,)}, 3, (2, 4), 1),
-    ("repeat_copy", {"bits": 3, "max_repeats": 2, "encoding": "unary", "test_repeats": ()},
-     3, (2,), 1),
     ("associative_recall", {"bits": 3, "item_vectors": 2}, 3, (2, 5), 2),
     ("ngrams", {"order": 3}, 12, (12,), 12),
     ("priority_sort", {"bits": 3}, 5, (5, 10), 5),
@@ -115,3 +113,39 @@ def test_each_experiment_builds_a_valid_config_from_its_default_flags(module):
     with flagsaver.flagsaver(model=kind):
       flags.FLAGS([module])
       assert common.config_from_flags(module, options).model_kind == kind
+
+
+def _fake_run(path, batch_size, evals, model_kind="ntm"):
+  """A run directory with config.json and metrics.jsonl holding `evals`:
+  {step: [eval_loss per seed]} (eval bit errors = loss / 10)."""
+  import json
+  config = _config(*TASKS[2], model_kind=model_kind)
+  config = dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                 batch_size=batch_size))
+  path.mkdir()
+  (path / "config.json").write_text(json.dumps(config.to_json()))
+  with open(path / "metrics.jsonl", "w") as f:
+    for step in range(1, max(evals) + 1):
+      row = {"step": step, "loss": [1.0, 1.0]}
+      if step in evals:
+        row["eval_loss"] = evals[step]
+        row["eval_bit_errors"] = [None if v is None else v / 10 for v in evals[step]]
+      f.write(json.dumps(row) + "\n")
+  return str(path)
+
+
+def test_runs_are_compared_at_equal_training_sequences(tmp_path):
+  from ntm_jax import compare
+  # Batch 2: evaluations at 4, 8, 12 sequences; batch 4: at 8, 16.
+  ntm = _fake_run(tmp_path / "ntm", 2, {2: [9.0, 7.0], 4: [5.0, 3.0], 6: [1.0, 1.0]})
+  lstm = _fake_run(tmp_path / "lstm", 4, {2: [8.0, None], 4: [6.0, 2.0]}, "lstm")
+  result = compare.at_equal_sequences([ntm, lstm])
+  # The NTM reached 12 sequences and the LSTM 16: compare at 12, with the
+  # NTM's evaluation at 12 and the LSTM's last one at or below 12 (at 8).
+  assert result["sequences"] == 12
+  by_model = {r["model"]: r for r in result["runs"]}
+  assert by_model["ntm"]["sequences"] == 12 and by_model["ntm"]["median_eval_bits"] == 1.0
+  assert by_model["lstm"]["sequences"] == 8
+  assert by_model["lstm"]["median_eval_bits"] == 8.0  # the diverged seed's None is skipped
+  assert by_model["lstm"]["median_eval_bit_errors"] == pytest.approx(0.8)
+  assert "12 training sequences" in compare.format_comparison(result)

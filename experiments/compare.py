@@ -1,0 +1,21 @@
+"""Runs side by side at equal training sequences (e.g. NTM vs LSTM).
+
+    python -m experiments.compare RUN_DIR RUN_DIR [...]
+"""
+import sys
+
+from absl import app
+
+
+def main(argv):
+  if len(argv) < 3:
+    sys.exit("usage: python -m experiments.compare RUN_DIR RUN_DIR [...]")
+  from ntm_jax import compare
+  try:
+    print(compare.format_comparison(compare.at_equal_sequences(argv[1:])))
+  except (ValueError, OSError) as error:
+    sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,59 @@
+"""Comparing runs at equal training sequences (e.g. the NTM and the LSTM
+baseline on one task), from their run directories alone.
+
+    python -m experiments.compare runs/copy/ntm_run runs/copy/lstm_run
+"""
+import numpy as np
+
+from ntm_jax import checkpoints
+
+
+def eval_curve(run_dir: str) -> list:
+  """[(training sequences per seed, median eval cost in bits, median eval
+  bit errors)] at every evaluation of the run."""
+  config = checkpoints.load_config(run_dir)
+  curve = []
+  for row in checkpoints.load_metrics(run_dir):
+    if "eval_loss" not in row:
+      continue
+    def median(name):
+      values = np.array([np.nan if v is None else v for v in row[name]], float)
+      return float(np.nanmedian(values)) if np.isfinite(values).any() else None
+    curve.append((row["step"] * config.train.batch_size, median("eval_loss"),
+                  median("eval_bit_errors")))
+  return curve
+
+
+def at_equal_sequences(run_dirs) -> dict:
+  """Each run's median eval cost at the largest number of training
+  sequences every run reached (its last evaluation at or below it).
+
+  Returns {"sequences": n, "runs": [{"run", "task", "model", "param_count",
+  "sequences", "median_eval_bits", "median_eval_bit_errors"}]}.
+  """
+  curves = {run: eval_curve(run) for run in run_dirs}
+  empty = [run for run, curve in curves.items() if not curve]
+  if empty:
+    raise ValueError(f"no evaluations yet in {empty}")
+  common = min(curve[-1][0] for curve in curves.values())
+  rows = []
+  for run, curve in curves.items():
+    sequences, bits, errors = [point for point in curve if point[0] <= common][-1]
+    summary = checkpoints.load_summary(run) or {}
+    config = checkpoints.load_config(run)
+    rows.append({"run": run, "task": config.task, "model": config.model_kind,
+                 "param_count": summary.get("aggregate", {}).get("param_count"),
+                 "sequences": sequences, "median_eval_bits": bits,
+                 "median_eval_bit_errors": errors})
+  return {"sequences": common, "runs": rows}
+
+
+def format_comparison(result: dict) -> str:
+  lines = [f"median over seeds at {result['sequences']:,} training sequences per seed "
+           "(fresh sequences of the training lengths):",
+           f"{'model':<6} {'params':>9} {'sequences':>10} {'bits':>9} {'bit errors':>10}  run"]
+  for r in result["runs"]:
+    params = "?" if r["param_count"] is None else f"{r['param_count']:,}"
+    lines.append(f"{r['model']:<6} {params:>9} {r['sequences']:>10,} "
+                 f"{r['median_eval_bits']:>9.2f} {r['median_eval_bit_errors']:>10.2f}  {r['run']}")
+  return "\n".join(lines)
