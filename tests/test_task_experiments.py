@@ -22,6 +22,7 @@ TASKS = [
     ("priority_sort", {"bits": 3}, 5, (5, 10), 5),
     ("dyck", {}, 6, (4, 12), 1),
 ]
+RECALL = next(t for t in TASKS if t[0] == "associative_recall")  # 5 inputs, 3 outputs
 
 
 def _config(task_name, options, max_length, test_lengths, min_length, model_kind="ntm"):
@@ -79,7 +80,7 @@ def test_task_trains_through_the_engine_and_reports_its_tests(
 
 
 def test_lstm_baseline_trains_on_a_paper_task_and_reports_its_size(tmp_path):
-  config = _config(*TASKS[2], model_kind="lstm")
+  config = _config(*RECALL, model_kind="lstm")
   summary = _run(config, tmp_path)
   assert summary["model"] == "lstm"
   # Two LSTM layers of 8 units on 5 inputs, and a linear read-out to 3.
@@ -89,7 +90,7 @@ def test_lstm_baseline_trains_on_a_paper_task_and_reports_its_size(tmp_path):
 
 
 def test_lengths_below_a_tasks_minimum_are_refused_before_compiling():
-  config = _config(*TASKS[2])
+  config = _config(*RECALL)
   bad = dataclasses.replace(config, train=dataclasses.replace(config.train, min_length=1))
   with pytest.raises(ValueError, match="needs lengths >= 2"):
     experiment.validate(bad)
@@ -119,7 +120,7 @@ def _fake_run(path, batch_size, evals, model_kind="ntm"):
   """A run directory with config.json and metrics.jsonl holding `evals`:
   {step: [eval_loss per seed]} (eval bit errors = loss / 10)."""
   import json
-  config = _config(*TASKS[2], model_kind=model_kind)
+  config = _config(*RECALL, model_kind=model_kind)
   config = dataclasses.replace(config, train=dataclasses.replace(config.train,
                                                                  batch_size=batch_size))
   path.mkdir()
