@@ -1,6 +1,9 @@
 """NTM addressing (Graves, Wayne & Danihelka 2014, section 3.3, Figure 2).
 
 Every function works on ONE unbatched head: memory `[N, M]`, weightings `[N]`.
+The `*_columns` variants take the memory transposed, `columns: [M, N]`, the
+layout the NTM cell keeps (see `ntm_jax.memory`); the `[N, M]` functions
+are those variants applied to `memory.T`.
 Batches, heads and seeds come from `jax.vmap`. All functions are safe under
 `jit`, `vmap` and `grad`: values and gradients stay finite for zero memory
 rows, a zero key, exact zeros in a weighting and sharpening up to gamma >= 50.
@@ -17,10 +20,15 @@ SHARPEN_EPS = 1e-8
 
 def cosine_similarity(memory: jax.Array, key: jax.Array) -> jax.Array:
   """Cosine similarity of `key` [M] with every row of `memory` [N, M] -> [N]."""
-  dots = memory @ key
-  row_norms = jnp.sqrt(jnp.sum(memory * memory, axis=-1) + NORM_EPS)
+  return cosine_similarity_columns(memory.T, key)
+
+
+def cosine_similarity_columns(columns: jax.Array, key: jax.Array) -> jax.Array:
+  """`cosine_similarity` on the memory stored by columns, `columns`: [M, N]."""
+  dots = key @ columns
+  location_norms = jnp.sqrt(jnp.sum(columns * columns, axis=0) + NORM_EPS)
   key_norm = jnp.sqrt(jnp.sum(key * key) + NORM_EPS)
-  return dots / (row_norms * key_norm)
+  return dots / (location_norms * key_norm)
 
 
 def content_weights(memory: jax.Array, key: jax.Array,
@@ -35,7 +43,13 @@ def content_weights(memory: jax.Array, key: jax.Array,
   Returns:
     [N] softmax over rows of beta * cosine_similarity(key, row).
   """
-  return jax.nn.softmax(beta * cosine_similarity(memory, key))
+  return content_weights_columns(memory.T, key, beta)
+
+
+def content_weights_columns(columns: jax.Array, key: jax.Array,
+                            beta: jax.Array) -> jax.Array:
+  """`content_weights` on the memory stored by columns, `columns`: [M, N]."""
+  return jax.nn.softmax(beta * cosine_similarity_columns(columns, key))
 
 
 def interpolate(w_content: jax.Array, w_prev: jax.Array,
@@ -100,6 +114,14 @@ def address(memory: jax.Array, w_prev: jax.Array, key: jax.Array,
   Returns:
     [N] the new weighting (non-negative, sums to 1).
   """
-  w_content = content_weights(memory, key, beta)
+  return address_columns(memory.T, w_prev, key, beta, gate, shift_weights, gamma)
+
+
+def address_columns(columns: jax.Array, w_prev: jax.Array, key: jax.Array,
+                    beta: jax.Array, gate: jax.Array, shift_weights: jax.Array,
+                    gamma: jax.Array) -> jax.Array:
+  """`address` on the memory stored by columns, `columns`: [M, N] (the
+  layout the NTM cell keeps; see `ntm_jax.memory`)."""
+  w_content = content_weights_columns(columns, key, beta)
   w_gated = interpolate(w_content, w_prev, gate)
   return sharpen(shift(w_gated, shift_weights), gamma)
