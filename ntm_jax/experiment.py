@@ -389,8 +389,12 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
   loggers = SafeLoggers(loggers, log)
   loggers.start(config.to_json(), out_dir)
   hosts = f" on {jax.process_count()} hosts" if jax.process_count() > 1 else ""
+  per_device = padded_seeds // mesh.size
+  group = train_lib.seeds_per_group(
+      per_device, train_lib.CPU_SEEDS_PER_GROUP if jax.default_backend() == "cpu" else None)
   log(f"{t.seeds} seeds ({padded_seeds - t.seeds} padding) over {mesh.size} "
-      f"{jax.default_backend()} device(s){hosts}: {padded_seeds // mesh.size} per device")
+      f"{jax.default_backend()} device(s){hosts}: {per_device} per device"
+      + (f", {group} at a time" if group < per_device else ""))
   seed_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
 
   states = (initial_states if initial_states is not None

@@ -331,11 +331,56 @@ def train_chunk(state: TrainState, task, model_config, config: TrainConfig):
   return state, step_metrics, eval_metrics
 
 
-def make_seed_parallel(fn, mesh=None):
+# On a CPU the seeds on one device run a few at a time, vmapped within a
+# group and one group after another (`jax.lax.map`): a group's memories,
+# activations and optimizer state then stay in the core's cache. Measured on
+# the copy task, 30 seeds over 2 CPU devices: 15 seeds at once per device
+# 17.8 steps/s, groups of 5 20.5, groups of 3 20.1. GPUs and TPUs want
+# every seed at once.
+CPU_SEEDS_PER_GROUP = 4
+
+
+def seeds_per_group(local_seeds: int, target: Optional[int]) -> int:
+  """How many of a device's `local_seeds` run at once: the divisor of
+  local_seeds nearest `target` (ties: the larger), never below 3 unless
+  local_seeds is, so a prime count keeps all its seeds together rather than
+  running one at a time. `target` None: all of them."""
+  if target is None or local_seeds <= target:
+    return local_seeds
+  candidates = [d for d in range(min(3, local_seeds), local_seeds + 1)
+                if local_seeds % d == 0]
+  return min(candidates, key=lambda d: (abs(d - target), -d))
+
+
+def _grouped_vmap(fn, target: Optional[int]):
+  """vmap `fn` over the leading seed axis, `seeds_per_group` seeds at a time."""
+  batched = jax.vmap(fn)
+
+  def run(*args):
+    seeds = jax.tree_util.tree_leaves(args)[0].shape[0]
+    group = seeds_per_group(seeds, target)
+    if group == seeds:
+      return batched(*args)
+    split = jax.tree_util.tree_map(
+        lambda x: x.reshape((seeds // group, group) + x.shape[1:]), args)
+    out = jax.lax.map(lambda group_args: batched(*group_args), split)
+    return jax.tree_util.tree_map(lambda x: x.reshape((seeds,) + x.shape[2:]), out)
+  return run
+
+
+def make_seed_parallel(fn, mesh=None, group_target: Optional[int] = -1):
   """vmap `fn` over a leading seed axis of every argument and output, jit it,
   and, given a 1-D mesh with axis "seeds", split the seeds across its devices
-  (no communication: seeds are independent)."""
-  batched = jax.vmap(fn)
+  (no communication: seeds are independent).
+
+  group_target: seeds vmapped at once on each device (see `seeds_per_group`);
+  None for all at once; the default -1 means CPU_SEEDS_PER_GROUP on a CPU
+  and all at once on an accelerator. Grouping changes speed, not results.
+  """
+  if group_target == -1:
+    platform = mesh.devices.flat[0].platform if mesh is not None else jax.default_backend()
+    group_target = CPU_SEEDS_PER_GROUP if platform == "cpu" else None
+  batched = _grouped_vmap(fn, group_target)
   if mesh is not None and mesh.size > 1:
     spec = jax.sharding.PartitionSpec("seeds")
     batched = jax.shard_map(batched, mesh=mesh, in_specs=spec, out_specs=spec,

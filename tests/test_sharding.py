@@ -16,12 +16,10 @@ _SCRIPT = textwrap.dedent("""
     task = CopyTask(bits=3)
     model = NTMConfig(input_size=4, output_size=3, controller_size=16,
                       memory_rows=8, memory_width=4)
-    config = train.TrainConfig(seeds=SEEDS, steps=20, batch_size=2, max_length=3,
-                               eval_every=10, test_lengths=(2, 4), test_memory_size=8)
-    results = {}
-    for devices in (1, 4):
+
+    def train_on(devices, seeds, config):
       mesh = experiment.seed_mesh(devices)
-      padded = -(-SEEDS // devices) * devices
+      padded = -(-seeds // devices) * devices
       states = train.init_states(model, config, padded)
       states = jax.device_put(states, jax.sharding.NamedSharding(
           mesh, jax.sharding.PartitionSpec("seeds")))
@@ -31,19 +29,25 @@ _SCRIPT = textwrap.dedent("""
         states, metrics, evals = chunk(states)
       shards = {d.device for d in jax.tree_util.tree_leaves(states.params)[0].addressable_shards}
       assert len(shards) == devices, shards
-      results[devices] = jax.device_get((states.params, metrics["loss"], evals["eval_bit_errors"]))
-    one, four = results[1], results[4]
-    for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(four)):
-      np.testing.assert_allclose(a[:SEEDS], b[:SEEDS], rtol=1e-5, atol=1e-6)
+      return jax.device_get((states.params, metrics["loss"], evals["eval_bit_errors"]))
+
+    for seeds in SEED_COUNTS:
+      config = train.TrainConfig(seeds=seeds, steps=20, batch_size=2, max_length=3,
+                                 eval_every=10, test_lengths=(2, 4), test_memory_size=8)
+      one, four = train_on(1, seeds, config), train_on(4, seeds, config)
+      for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(four)):
+        np.testing.assert_allclose(a[:seeds], b[:seeds], rtol=1e-5, atol=1e-6)
     print("same")
 """)
 
 
 def test_seeds_over_four_devices_match_one_device():
-  seeds = 6  # not a multiple of 4: padded to 8, the padding dropped
+  # 8 seeds: 2 per device against 8 on one device (run in groups of 4 on a
+  # CPU); 6 seeds: not a multiple of 4, so padded to 8 and the padding dropped.
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
              PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-  result = subprocess.run([sys.executable, "-c", _SCRIPT.replace("SEEDS", str(seeds))],
+  script = _SCRIPT.replace("SEED_COUNTS", "(8, 6)")
+  result = subprocess.run([sys.executable, "-c", script],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "same" in result.stdout

@@ -295,3 +295,30 @@ def test_cosine_schedule_goes_from_full_to_final_fraction():
                              lr_final_fraction=0.1)
   got = [float(train.learning_rate_scale(s, config)) for s in (0, 500, 1000)]
   np.testing.assert_allclose(got, [1.0, 0.55, 0.1], rtol=1e-6)
+
+
+# seed groups ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("local_seeds,target,expected", [
+    (15, 4, 5),     # divisors 3, 5, 15: 3 and 5 tie, the larger wins
+    (16, 4, 4), (50, 4, 5), (8, 4, 4), (6, 4, 3),
+    (13, 4, 13),    # prime: all together, never one seed at a time
+    (3, 4, 3), (1, 4, 1),
+    (30, None, 30),
+])
+def test_seeds_per_group_is_the_divisor_nearest_the_target(local_seeds, target, expected):
+  assert train.seeds_per_group(local_seeds, target) == expected
+
+
+def test_seeds_run_in_groups_give_the_same_results_as_all_at_once():
+  states = train.init_states(MODEL, CONFIG, 6)
+  results = []
+  for target in (3, None):  # two groups of 3, then all 6 at once
+    chunk = train.make_seed_parallel(functools.partial(
+        train.train_chunk, task=TASK, model_config=MODEL, config=CONFIG),
+        group_target=target)
+    new_states, metrics, evals = chunk(states)
+    results.append(_leaves((new_states.params, metrics["loss"], evals["eval_loss"])))
+  for grouped, together in zip(*results):
+    np.testing.assert_allclose(grouped, together, rtol=1e-5, atol=1e-6)
