@@ -94,7 +94,7 @@ def main(argv):
              "cpu_peak_flops": peak, "cpu_peak_note": peak_note,
              "steps_per_chunk": _STEPS.value, "batch_size": _BATCH.value, "rows": []}
 
-  def measure(seeds, device_count, group_target=-1):
+  def measure(seeds, device_count, group_target="auto"):
     config = train.TrainConfig(seeds=seeds, steps=_STEPS.value, eval_every=_STEPS.value,
                                batch_size=_BATCH.value)
     mesh = experiment.seed_mesh(device_count)
@@ -104,8 +104,8 @@ def main(argv):
     chunk = train.make_seed_parallel(functools.partial(
         train.train_chunk, task=task, model_config=model, config=config), mesh,
         group_target=group_target)
-    if group_target == -1:
-      group_target = train.CPU_SEEDS_PER_GROUP if jax.default_backend() == "cpu" else None
+    if group_target == "auto":
+      group_target = train.default_group_target(jax.default_backend())
     group = train.seeds_per_group(padded // mesh.size, group_target)
     began = time.perf_counter()
     compiled = chunk.lower(states).compile()

@@ -391,7 +391,7 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
   hosts = f" on {jax.process_count()} hosts" if jax.process_count() > 1 else ""
   per_device = padded_seeds // mesh.size
   group = train_lib.seeds_per_group(
-      per_device, train_lib.CPU_SEEDS_PER_GROUP if jax.default_backend() == "cpu" else None)
+      per_device, train_lib.default_group_target(jax.default_backend()))
   log(f"{t.seeds} seeds ({padded_seeds - t.seeds} padding) over {mesh.size} "
       f"{jax.default_backend()} device(s){hosts}: {per_device} per device"
       + (f", {group} at a time" if group < per_device else ""))

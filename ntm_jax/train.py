@@ -7,7 +7,7 @@ call. Python runs once per chunk, never per step.
 """
 import dataclasses
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import flax
 import jax
@@ -368,18 +368,23 @@ def _grouped_vmap(fn, target: Optional[int]):
   return run
 
 
-def make_seed_parallel(fn, mesh=None, group_target: Optional[int] = -1):
+def default_group_target(platform: str) -> Optional[int]:
+  """Seeds per group on `platform` ("cpu", "gpu", "tpu"): None is all at once."""
+  return CPU_SEEDS_PER_GROUP if platform == "cpu" else None
+
+
+def make_seed_parallel(fn, mesh=None, group_target: Union[int, None, str] = "auto"):
   """vmap `fn` over a leading seed axis of every argument and output, jit it,
   and, given a 1-D mesh with axis "seeds", split the seeds across its devices
   (no communication: seeds are independent).
 
   group_target: seeds vmapped at once on each device (see `seeds_per_group`);
-  None for all at once; the default -1 means CPU_SEEDS_PER_GROUP on a CPU
-  and all at once on an accelerator. Grouping changes speed, not results.
+  None for all at once; "auto" for `default_group_target` of the devices'
+  platform. Grouping changes speed, not results.
   """
-  if group_target == -1:
-    platform = mesh.devices.flat[0].platform if mesh is not None else jax.default_backend()
-    group_target = CPU_SEEDS_PER_GROUP if platform == "cpu" else None
+  if group_target == "auto":
+    group_target = default_group_target(
+        mesh.devices.flat[0].platform if mesh is not None else jax.default_backend())
   batched = _grouped_vmap(fn, group_target)
   if mesh is not None and mesh.size > 1:
     spec = jax.sharding.PartitionSpec("seeds")
