@@ -26,4 +26,3 @@ def test_tune_cpu_flags_twice_adds_nothing_more(monkeypatch):
   once = os.environ["XLA_FLAGS"]
   devices.tune_cpu_flags()
   assert os.environ["XLA_FLAGS"] == once
-
