@@ -222,7 +222,10 @@ def train_step_flops(config: ModelConfig, batch_size: int,
   for an NTM with a 512 controller and 8 + 8 heads and for the 3 x 256 LSTM,
   with remat or without. At B = 1 the weights' gradients are rank-1
   products, which XLA counts as multiplies (1 FLOP, not 2), so there XLA's
-  count of an LSTM step is about 10% below this convention's.
+  count of an LSTM step is about 10% below this convention's. The LSTM
+  baseline's layer-at-a-time path (`ntm_jax.lstm_sequence`) does the same
+  matmuls but sums the weights' gradients over time inside one product, so
+  for it the P adds per time step overcount by about P / (6 P B) = 4% at B = 4.
   Not counted: sampling the task's data, the finite checks and the selects
   that freeze diverged seeds, the evaluation in train.train_chunk.
 
@@ -325,7 +328,11 @@ def xla_forward_flops_per_step(config: ModelConfig, memory_size: Optional[int] =
 def xla_gradient_flops_per_time_step(config: ModelConfig, batch_size: int,
                                      remat: Optional[bool] = None,
                                      fused: bool = True) -> float:
-  """XLA's count of value_and_grad of `model.apply` on [B, 2, I] inputs.
+  """XLA's count of value_and_grad of the model's cell scanned over [B, 2, I]
+  inputs (`model.apply_step_by_step`: for the NTM what `model.apply` runs; the
+  LSTM baseline's `apply` takes the layer-at-a-time path, whose input
+  projections and weight gradients sit outside the loops, so XLA would count
+  them for both steps).
 
   This leans on the very undercount this module exists for: XLA counts the
   forward scan's body and the backward scan's body once each, so with T = 2
@@ -343,6 +350,6 @@ def xla_gradient_flops_per_time_step(config: ModelConfig, batch_size: int,
   inputs = jax.ShapeDtypeStruct((batch_size, 2, config.input_size), jnp.float32)
 
   def loss(params, inputs):
-    return model_lib.apply(params, inputs, config)[0].sum()
+    return model_lib.apply_step_by_step(params, inputs, config).sum()
 
   return _total(xla_cost(jax.value_and_grad(loss), params, inputs, fused=fused))

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from ntm_jax import addressing
 from ntm_jax import heads
+from ntm_jax import lstm_sequence
 from ntm_jax import memory as memory_ops
 from ntm_jax.config import LSTMConfig, NTMConfig
 from ntm_jax.controllers import FeedForwardController, LSTMController
@@ -180,6 +181,17 @@ def _run_sequence(params, inputs, config, memory_size, return_trace, trace_memor
   return logits, trace
 
 
+def apply_step_by_step(params, inputs: jax.Array, config: ModelConfig) -> jax.Array:
+  """Logits [B, T, output_size] from the model's cell scanned over time.
+
+  The path `apply` takes for the NTM; for the LSTM baseline, the reference
+  its layer-at-a-time path (`ntm_jax.lstm_sequence`) computes the same
+  numbers as.
+  """
+  return jax.vmap(_run_sequence, in_axes=(None, 0, None, None, None, None))(
+      params, inputs, config, _default_memory_size(config), False, False)[0]
+
+
 def apply(params, inputs: jax.Array, config: ModelConfig,
           memory_size: Optional[int] = None, return_trace: bool = False,
           trace_memory: bool = False):
@@ -210,6 +222,11 @@ def apply(params, inputs: jax.Array, config: ModelConfig,
   if isinstance(config, NTMConfig) and memory_size < config.shift_range:
     raise ValueError(f"memory_size {memory_size} is smaller than shift_range "
                      f"{config.shift_range}")
+  if isinstance(config, LSTMConfig):
+    # The same numbers as the LSTMCell scan, a layer at a time (faster).
+    logits = lstm_sequence.apply_lstm(params, inputs, config.layers, config.remat)
+    chex.assert_shape(logits, inputs.shape[:2] + (config.output_size,))
+    return logits, ({} if return_trace else None)
   logits, trace = jax.vmap(
       _run_sequence, in_axes=(None, 0, None, None, None, None))(
           params, inputs, config, memory_size, return_trace, trace_memory)
