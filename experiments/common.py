@@ -74,7 +74,8 @@ def define_flags(*, max_length: int, test_lengths, min_length: int = 1,
   d.DEFINE_integer("test_memory_size", test_memory_size, "Memory rows N at test time.")
   # Outputs and hardware.
   d.DEFINE_string("out_dir", None, "Run directory (default runs/<task>/<timestamp>).")
-  d.DEFINE_bool("resume", False, "Continue the run in --out_dir from its last checkpoint.")
+  d.DEFINE_bool("resume", False, "Continue the run in --out_dir from its last checkpoint "
+                "(its config.json wins; --steps, if given, extends the run).")
   d.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
   d.DEFINE_integer("devices", None, "Devices sharing the seeds (default: all local).")
   d.DEFINE_bool("progress", True, "Show a live progress bar.")
@@ -174,15 +175,23 @@ def main_for(task_name: str, task_options=()) -> None:
     distributed.initialize_from_env()  # one of several processes? (no-op otherwise)
     from ntm_jax import experiment
     try:
-      config = config_from_flags(task_name, task_options)
+      if FLAGS.resume:
+        if not FLAGS.out_dir:
+          raise ValueError("--resume needs the --out_dir of the run to continue")
+        # The run's own config.json, not the flags (they may differ).
+        config = experiment.saved_config(FLAGS.out_dir)
+      else:
+        config = config_from_flags(task_name, task_options)
       out_dir = FLAGS.out_dir or experiment.default_out_dir(task_name)
-      if FLAGS.resume and not FLAGS.out_dir:
-        raise ValueError("--resume needs the --out_dir of the run to continue")
       from ntm_jax.wandb_logger import WandbLogger
       loggers = [WandbLogger(FLAGS.wandb, FLAGS.wandb_project, FLAGS.wandb_entity,
                              FLAGS.wandb_name)] if FLAGS.wandb != "off" else []
+      # --steps given with --resume extends the run; every other flag is
+      # ignored in favour of the run's config.json.
+      resume_steps = FLAGS.steps if FLAGS.resume and FLAGS["steps"].present else None
       experiment.run(config, out_dir, resume=FLAGS.resume, devices=FLAGS.devices,
-                     progress=FLAGS.progress, loggers=loggers, plots=FLAGS.plots)
+                     progress=FLAGS.progress, loggers=loggers, plots=FLAGS.plots,
+                     resume_steps=resume_steps)
     except ValueError as error:
       sys.exit(f"error: {error}")
     print(f"results in {out_dir}")

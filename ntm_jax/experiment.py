@@ -339,15 +339,29 @@ class _Progress:
       self.bar.close()
 
 
+def saved_config(out_dir: str) -> ExperimentConfig:
+  """The ExperimentConfig a run directory was started with (its config.json)."""
+  config_path = os.path.join(out_dir, "config.json")
+  if not os.path.exists(config_path):
+    raise ValueError(f"{out_dir} holds no run to resume (no config.json)")
+  with open(config_path) as f:
+    return ExperimentConfig.from_json(json.load(f))
+
+
 def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
         devices: Optional[int] = None, progress: bool = True,
-        initial_states=None, log=print, loggers=(), plots: bool = True) -> dict:
+        initial_states=None, log=print, loggers=(), plots: bool = True,
+        resume_steps: Optional[int] = None) -> dict:
   """Trains all seeds of `config`, writes the run directory, returns the summary.
 
   Args:
     config: the experiment.
     out_dir: the run directory; with resume=True its config.json wins.
     resume: continue from the latest checkpoint in out_dir.
+    resume_steps: with resume, train to this many steps instead of the saved
+      config's (extends a finished run; config.json is updated to match). A
+      cosine learning-rate schedule is stretched to the new total from the
+      resumed step on; a constant one makes this the same as one longer run.
     devices: how many local devices share the seeds (default: all).
     progress: show a live progress bar.
     initial_states: optional stacked TrainStates to start from (tests use it
@@ -367,10 +381,15 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
     log, progress, loggers, plots = (lambda _: None), False, (), False
   config_path = os.path.join(out_dir, "config.json")
   if resume:
-    if not os.path.exists(config_path):
-      raise ValueError(f"{out_dir} holds no run to resume (no config.json)")
-    with open(config_path) as f:
-      config = ExperimentConfig.from_json(json.load(f))
+    config = saved_config(out_dir)
+    if resume_steps is not None and resume_steps != config.train.steps:
+      saved_step = _checkpoint_manager(out_dir).latest_step()
+      if saved_step is not None and resume_steps < saved_step:
+        raise ValueError(f"steps {resume_steps} is below the step of the checkpoint "
+                         f"to resume from ({saved_step})")
+      log(f"training to step {resume_steps} (the saved config says {config.train.steps})")
+      config = dataclasses.replace(
+          config, train=dataclasses.replace(config.train, steps=resume_steps))
     log(f"resuming {out_dir} with its saved config.json (other settings are ignored)")
   elif _has_checkpoints(out_dir):
     raise ValueError(f"{out_dir} already holds a run: pass resume=True (--resume) or "

@@ -234,6 +234,26 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(
   assert _metric_lines(b_dir) == _metric_lines(a_dir)
 
 
+def test_resume_with_more_steps_extends_a_finished_run_to_match_one_longer_run(
+    run_a, tmp_path):
+  a_dir, a_summary = run_a
+  b_dir = tmp_path / "b"
+  half = dataclasses.replace(CONFIG, train=dataclasses.replace(CONFIG.train, steps=STEPS // 2))
+  _run(half, b_dir)
+  extended = _run(half, b_dir, resume=True, resume_steps=STEPS)
+  assert extended["timing"]["steps_run"] == STEPS // 2
+  # Constant learning rate: the same metrics, results and states as one run.
+  assert _metric_lines(b_dir) == _metric_lines(a_dir)
+  assert _without_timing(extended) == _without_timing(a_summary)
+  _assert_trees_equal(_restore(b_dir)[1], _restore(a_dir)[1])
+  with open(b_dir / "config.json") as f:
+    assert json.load(f)["train"]["steps"] == STEPS
+  with pytest.raises(ValueError, match="below the step of the checkpoint"):
+    _run(half, b_dir, resume=True, resume_steps=STEPS // 2)
+  with open(b_dir / "config.json") as f:
+    assert json.load(f)["train"]["steps"] == STEPS  # untouched by the refusal
+
+
 # Divergence ------------------------------------------------------------------
 
 
