@@ -103,9 +103,9 @@ def main(argv):
     states = jax.device_put(train.init_states(model, config, padded), sharding)
     chunk = train.make_seed_parallel(functools.partial(
         train.train_chunk, task=task, model_config=model, config=config), mesh,
-        group_target=group_target)
+        group_target=group_target, model_config=model)
     if group_target == "auto":
-      group_target = train.default_group_target(jax.default_backend())
+      group_target = train.default_group_target(jax.default_backend(), model)
     group = train.seeds_per_group(padded // mesh.size, group_target)
     began = time.perf_counter()
     compiled = chunk.lower(states).compile()

@@ -410,7 +410,7 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
   hosts = f" on {jax.process_count()} hosts" if jax.process_count() > 1 else ""
   per_device = padded_seeds // mesh.size
   group = train_lib.seeds_per_group(
-      per_device, train_lib.default_group_target(jax.default_backend()))
+      per_device, train_lib.default_group_target(jax.default_backend(), config.model))
   log(f"{t.seeds} seeds ({padded_seeds - t.seeds} padding) over {mesh.size} "
       f"{jax.default_backend()} device(s){hosts}: {per_device} per device"
       + (f", {group} at a time" if group < per_device else ""))
@@ -431,7 +431,8 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
                   if main else _NoFile())
 
   chunk = train_lib.make_seed_parallel(functools.partial(
-      train_lib.train_chunk, task=task, model_config=config.model, config=t), mesh)
+      train_lib.train_chunk, task=task, model_config=config.model, config=t), mesh,
+      model_config=config.model)
   bar = _Progress(t.steps, start_step, progress)
   compile_s = train_s = 0.0
   step = start_step
@@ -486,7 +487,8 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
   for name, test_task in [("main", task)] + list(variants.items()):
     test = train_lib.make_seed_parallel(functools.partial(
         _test_seed, task=test_task, model_config=config.model, lengths=t.test_lengths,
-        batch_size=t.test_batch, memory_size=t.test_memory_size), mesh)
+        batch_size=t.test_batch, memory_size=t.test_memory_size), mesh,
+        model_config=config.model)
     results[name] = {key: value[:t.seeds] for key, value in
                      distributed.gather_seeds(test(states.best_params, test_keys)).items()}
   test_s = time.perf_counter() - test_began

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from ntm_jax import model as model_lib
+from ntm_jax.config import LSTMConfig
 
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
@@ -338,16 +339,23 @@ def train_chunk(state: TrainState, task, model_config, config: TrainConfig):
 # 17.8 steps/s, groups of 5 20.5, groups of 3 20.1. GPUs and TPUs want
 # every seed at once.
 CPU_SEEDS_PER_GROUP = 4
+# The LSTM baseline's recurrent kernels (about 1 MB per 256-unit layer) fill
+# a core's L2 cache on their own, and its time loop reads them at every step:
+# one seed at a time trained 8 seeds of the 3 x 256 baseline on associative
+# recall 1.57x faster than groups of 4 (7.1 against 4.5 steps/s) and 1.5x
+# faster than groups of 2. WORKSPACE.md has the command.
+CPU_LSTM_SEEDS_PER_GROUP = 1
 
 
 def seeds_per_group(local_seeds: int, target: Optional[int]) -> int:
   """How many of a device's `local_seeds` run at once: the divisor of
   local_seeds nearest `target` (ties: the larger), never below 3 unless
-  local_seeds is, so a prime count keeps all its seeds together rather than
-  running one at a time. `target` None: all of them."""
+  local_seeds or target is, so for a target of 3 or more a prime count keeps
+  all its seeds together rather than running one at a time. `target` None:
+  all of them."""
   if target is None or local_seeds <= target:
     return local_seeds
-  candidates = [d for d in range(min(3, local_seeds), local_seeds + 1)
+  candidates = [d for d in range(min(3, local_seeds, target), local_seeds + 1)
                 if local_seeds % d == 0]
   return min(candidates, key=lambda d: (abs(d - target), -d))
 
@@ -368,23 +376,30 @@ def _grouped_vmap(fn, target: Optional[int]):
   return run
 
 
-def default_group_target(platform: str) -> Optional[int]:
-  """Seeds per group on `platform` ("cpu", "gpu", "tpu"): None is all at once."""
-  return CPU_SEEDS_PER_GROUP if platform == "cpu" else None
+def default_group_target(platform: str, model_config=None) -> Optional[int]:
+  """Seeds per group on `platform` ("cpu", "gpu", "tpu") for `model_config`'s
+  model (default: an NTM): None is all at once."""
+  if platform != "cpu":
+    return None
+  if isinstance(model_config, LSTMConfig):
+    return CPU_LSTM_SEEDS_PER_GROUP
+  return CPU_SEEDS_PER_GROUP
 
 
-def make_seed_parallel(fn, mesh=None, group_target: Union[int, None, str] = "auto"):
+def make_seed_parallel(fn, mesh=None, group_target: Union[int, None, str] = "auto",
+                       model_config=None):
   """vmap `fn` over a leading seed axis of every argument and output, jit it,
   and, given a 1-D mesh with axis "seeds", split the seeds across its devices
   (no communication: seeds are independent).
 
   group_target: seeds vmapped at once on each device (see `seeds_per_group`);
   None for all at once; "auto" for `default_group_target` of the devices'
-  platform. Grouping changes speed, not results.
+  platform and `model_config`. Grouping changes speed, not results.
   """
   if group_target == "auto":
     group_target = default_group_target(
-        mesh.devices.flat[0].platform if mesh is not None else jax.default_backend())
+        mesh.devices.flat[0].platform if mesh is not None else jax.default_backend(),
+        model_config)
   batched = _grouped_vmap(fn, group_target)
   if mesh is not None and mesh.size > 1:
     spec = jax.sharding.PartitionSpec("seeds")

@@ -306,9 +306,19 @@ def test_cosine_schedule_goes_from_full_to_final_fraction():
     (13, 4, 13),    # prime: all together, never one seed at a time
     (3, 4, 3), (1, 4, 1),
     (30, None, 30),
+    (4, 1, 1), (13, 1, 1), (8, 2, 2),  # a target below 3 is honoured
 ])
 def test_seeds_per_group_is_the_divisor_nearest_the_target(local_seeds, target, expected):
   assert train.seeds_per_group(local_seeds, target) == expected
+
+
+def test_the_lstm_baseline_runs_one_seed_at_a_time_on_a_cpu_and_the_ntm_in_groups():
+  lstm = LSTMConfig(input_size=4, output_size=3)
+  assert train.default_group_target("cpu", lstm) == 1
+  assert train.default_group_target("cpu", MODEL) == train.CPU_SEEDS_PER_GROUP == 4
+  assert train.default_group_target("cpu") == 4
+  assert train.default_group_target("gpu", lstm) is None
+  assert train.default_group_target("tpu", MODEL) is None
 
 
 def test_seeds_run_in_groups_give_the_same_results_as_all_at_once():
