@@ -181,8 +181,8 @@ def _interrupt_on_call(monkeypatch, n):
   the n-th call of a compiled chunk."""
   real = experiment.train_lib.make_seed_parallel
 
-  def interrupting(fn, mesh=None):
-    compiled, calls = real(fn, mesh), []
+  def interrupting(fn, mesh=None, **kwargs):
+    compiled, calls = real(fn, mesh, **kwargs), []
 
     def call(*args):
       calls.append(None)
