@@ -15,15 +15,7 @@ CONFIG = ntm_jax.LSTMConfig(input_size=3, output_size=2, size=8, layers=2)
 
 def _step_by_step_logits(params, inputs, config):
   """The LSTMCell applied at every step with lax.scan, vmapped over the batch."""
-  cell = model_lib.LSTMCell(config)
-
-  def sequence(x):
-    def step(state, x_t):
-      state, (logits, _) = cell.apply(params, state, x_t)
-      return state, logits
-    return jax.lax.scan(step, cell.apply(params, 1, method=cell.initial_state), x)[1]
-
-  return jax.vmap(sequence)(inputs)
+  return model_lib.apply_step_by_step(params, inputs, config)
 
 
 def _loss(logits_fn):
