@@ -1,1 +1,1 @@
-"""Thin absl entry points: flags -> ExperimentConfig -> ntm_jax.experiment.run."""
+"""Thin absl entry points: flags -> ExperimentConfig -> ntm_jax.runs.engine.run."""

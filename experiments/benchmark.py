@@ -5,7 +5,7 @@
 For each seed count: compile time, steps/s and sequences/s of the vmapped
 engine on 1 device and on all devices, the same for a Python loop over seeds
 calling the same compiled one-seed program, achieved FLOP/s (counted
-analytically by `ntm_jax.flops`: XLA's cost analysis counts a scan body once)
+analytically by `ntm_jax.analysis.flops`: XLA's cost analysis counts a scan body once)
 against the CPU's estimated fp32 peak and against what one large matmul
 per device reaches (the best case XLA achieves here), peak memory, and the time split
 between training steps and the in-chunk evaluation.
@@ -77,11 +77,15 @@ def _timed(fn, *args):
 
 def main(argv):
   del argv
-  from ntm_jax import devices as devices_lib
+  import ntm_jax.training.devices as devices_lib
   devices_lib.use_all_cpu_cores()
   import jax
   import numpy as np
-  from ntm_jax import NTMConfig, experiment, flops as flops_lib, train
+  from ntm_jax import NTMConfig
+  import ntm_jax.runs.engine as experiment
+  import ntm_jax.training.distributed as distributed
+  import ntm_jax.analysis.flops as flops_lib
+  import ntm_jax.training as train
   from ntm_jax.tasks import CopyTask
 
   task = CopyTask()
@@ -97,7 +101,7 @@ def main(argv):
   def measure(seeds, device_count, group_target="auto"):
     config = train.TrainConfig(seeds=seeds, steps=_STEPS.value, eval_every=_STEPS.value,
                                batch_size=_BATCH.value)
-    mesh = experiment.seed_mesh(device_count)
+    mesh = distributed.seed_mesh(device_count)
     padded = -(-seeds // mesh.size) * mesh.size
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
     states = jax.device_put(train.init_states(model, config, padded), sharding)
@@ -179,7 +183,7 @@ def main(argv):
     for row in rows:
       results["rows"].append(row)
       print(json.dumps(row), flush=True)
-  results["matmul_flops_per_s"] = _matmul_flops_per_s(experiment.seed_mesh(all_devices))
+  results["matmul_flops_per_s"] = _matmul_flops_per_s(distributed.seed_mesh(all_devices))
   results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
   print(f"\n{'engine':<12} {'seeds':>5} {'dev':>3} {'group':>5} {'compile s':>9} {'steps/s':>8} "
@@ -191,7 +195,7 @@ def main(argv):
           f"{r['sequences_per_s']:>8.0f} {gflops / 1e9 if gflops else float('nan'):>8.2f} "
           f"{100 * r.get('fraction_of_peak', float('nan')):>7.2f} "
           f"{100 * r.get('eval_fraction', float('nan')):>6.1f}")
-  print(f"FLOPs counted analytically (ntm_jax.flops). Peak fp32 estimate: "
+  print(f"FLOPs counted analytically (ntm_jax.analysis.flops). Peak fp32 estimate: "
         f"{peak_note}; peak RSS {results['peak_rss_mb']:.0f} MB")
   matmul = results["matmul_flops_per_s"]
   print(f"Yardstick: a 1024 x 1024 fp32 matmul per device reaches {matmul / 1e9:.1f} GFLOP/s"

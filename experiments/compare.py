@@ -10,7 +10,7 @@ from absl import app
 def main(argv):
   if len(argv) < 3:
     sys.exit("usage: python -m experiments.compare RUN_DIR RUN_DIR [...]")
-  from ntm_jax import compare
+  import ntm_jax.runs.compare as compare
   try:
     print(compare.format_comparison(compare.at_equal_sequences(argv[1:])))
   except (ValueError, OSError) as error:

@@ -4,7 +4,7 @@
     python -m experiments.inspect --pretrained copy [--length L] [--memory_size N] [--out_dir DIR]
 
 A run directory's PNGs go to RUN_DIR/plots/ (see
-`ntm_jax.inspection.write_run_plots`); a pretrained model's to --out_dir
+`ntm_jax.analysis.inspection.write_run_plots`); a pretrained model's to --out_dir
 (default ./inspect_<task>/). Prints that seed's mean bit errors per sequence
 over 32 fresh sequences of the length, then one PNG path per line. No
 training: a few seconds, most of it compiling the model once.
@@ -29,7 +29,8 @@ _OUT = flags.DEFINE_string("out_dir", None, "Where the PNGs go (--pretrained onl
 
 def inspect_pretrained(task_name: str, length=None, memory_size=None, out_dir=None) -> dict:
   """Draws a shipped model; returns draw_model's result plus "length"."""
-  from ntm_jax import inspection, pretrained
+  import ntm_jax.analysis.inspection as inspection
+  import ntm_jax.pretrained as pretrained
   from ntm_jax.tasks import make_task
   model_config, params = pretrained.load(task_name)
   info = pretrained.info(task_name)
@@ -48,7 +49,7 @@ def inspect_pretrained(task_name: str, length=None, memory_size=None, out_dir=No
 def main(argv):
   from absl import logging
   logging.set_verbosity(logging.WARNING)  # orbax's info lines
-  from ntm_jax import inspection
+  import ntm_jax.analysis.inspection as inspection
   try:
     if _PRETRAINED.value:
       if len(argv) > 1:

@@ -1,15 +1,61 @@
-"""Static hyperparameters of the models, as frozen dataclasses."""
+"""Every configuration of a run, as frozen dataclasses, and their JSON.
+
+Each setting is declared once, here: its default, its bounds (checked in
+`__post_init__`, one-line ValueError) and its help text. A field with
+`metadata["flag"]` is also a command-line flag of every experiment
+(`experiments/flags.py` builds the flags from these fields). This module
+imports no jax, so the W&B logger and the sweep runner can read configs
+without starting the engine.
+"""
 import dataclasses
+import math
+from typing import ClassVar, Optional, Sequence, Tuple, Union
 
 CONTROLLERS = ("ff", "lstm")
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
 MEMORY_INITS = ("constant", "learned", "random")
 HEAD_ACTIVATIONS = ("tanh", "linear")
+OPTIMIZERS = ("adam", "rmsprop")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def setting(default, help: str, flag: Optional[str] = None, choices=None):
+  """A dataclass field that is also a command-line flag named `flag` (by
+  default the field's own name; "" for no flag)."""
+  metadata = {"help": help, "flag": flag, "choices": choices}
+  if isinstance(default, (list, tuple)):
+    return dataclasses.field(default=tuple(default), metadata=metadata)
+  return dataclasses.field(default=default, metadata=metadata)
+
+
+def flag_fields(cls) -> list:
+  """(flag name, field) of every field of `cls` that is a flag."""
+  out = []
+  for field in dataclasses.fields(cls):
+    if "help" not in field.metadata or field.metadata["flag"] == "":
+      continue
+    out.append((field.metadata["flag"] or field.name, field))
+  return out
 
 
 def _check(condition: bool, message: str) -> None:
   if not condition:
     raise ValueError(message)
+
+
+def _check_choice(name: str, value, choices) -> None:
+  _check(value in choices, f"unknown {name} {value!r}; choose one of {tuple(choices)}")
+
+
+def _check_fields(config) -> None:
+  """Choices declared with the fields; numbers finite."""
+  for field in dataclasses.fields(config):
+    value = getattr(config, field.name)
+    choices = field.metadata.get("choices")
+    if choices:
+      _check_choice(field.name, value, choices)
+    if isinstance(value, float):
+      _check(math.isfinite(value), f"{field.name} must be finite, got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,79 +65,215 @@ class NTMConfig:
   Graves et al. 2014, Table 1: a feed-forward controller of 100 units, one
   read and one write head, memory 128 x 20, shifts -1, 0, +1.
   """
+  kind: ClassVar[str] = "ntm"
   input_size: int
   output_size: int
-  controller: str = "ff"            # "ff" or "lstm"
-  controller_size: int = 100        # units per controller layer
-  controller_layers: int = 1
-  controller_activation: str = "tanh"  # feed-forward only
-  memory_rows: int = 128            # N
-  memory_width: int = 20            # M
-  read_heads: int = 1
-  write_heads: int = 1
-  shift_range: int = 3              # number of allowed shifts, odd: 2k + 1
-  forward_only_shift: bool = False  # allow only shifts 0..+k
+  controller: str = setting("ff", "Controller: ff (feed-forward) or lstm.",
+                            choices=CONTROLLERS)
+  controller_size: int = setting(100, "Units per controller layer.")
+  controller_layers: int = setting(1, "Controller layers.")
+  controller_activation: str = setting(
+      "tanh", "Feed-forward activation: tanh, relu or sigmoid.", flag="activation",
+      choices=ACTIVATIONS)
+  memory_rows: int = setting(128, "Memory rows N while training.")
+  memory_width: int = setting(20, "Memory width M.")
+  read_heads: int = setting(1, "Read heads.")
+  write_heads: int = setting(1, "Write heads.")
+  shift_range: int = setting(3, "Allowed shifts, odd: 3 means -1, 0, +1.")
+  forward_only_shift: bool = setting(False, "Allow only shifts 0..+k.")
   # A small constant memory init converged about 2x faster than learned or
   # random init in Collier & Beel 2018. Unwritten rows then have norms far
   # below addressing.NORM_EPS's floor, so content addressing sees them as
   # near-zero rows (cosine ~0), never as matches.
-  memory_init: str = "constant"     # "constant", "learned" or "random"
-  memory_init_value: float = 1e-6
-  key_activation: str = "tanh"      # "tanh" or "linear"
-  add_activation: str = "tanh"      # "tanh" or "linear"
+  memory_init: str = setting("constant", "Memory init: constant, learned or random "
+                             "(random: a fresh draw per sequence).", choices=MEMORY_INITS)
+  memory_init_value: float = setting(1e-6, "Value of every cell of the constant memory init.")
+  key_activation: str = setting("tanh", "Activation of the heads' keys: tanh or linear.",
+                                choices=HEAD_ACTIVATIONS)
+  add_activation: str = setting("tanh", "Activation of the add vectors: tanh or linear.",
+                                choices=HEAD_ACTIVATIONS)
   # Collier & Beel 2018 clip the controller's head outputs to +-20.
-  head_clip: float = 20.0
-  # Recompute each step in the backward pass instead of storing it
-  # (jax.checkpoint): far less memory traffic, faster on CPU.
-  remat: bool = True
+  head_clip: float = setting(20.0, "Clip the controller's raw head outputs to +-this.")
+  # Recompute each step in the backward pass instead of storing it: far less
+  # memory traffic, faster on CPU.
+  remat: bool = setting(True, "Recompute each NTM time step in the backward pass.")
 
   def __post_init__(self):
-    _check(self.input_size >= 1, f"input_size must be >= 1, got {self.input_size}")
-    _check(self.output_size >= 1, f"output_size must be >= 1, got {self.output_size}")
-    _check(self.controller in CONTROLLERS,
-           f"unknown controller {self.controller!r}; choose one of {CONTROLLERS}")
-    _check(self.controller_activation in ACTIVATIONS,
-           f"unknown controller_activation {self.controller_activation!r}; "
-           f"choose one of {ACTIVATIONS}")
-    _check(self.controller_size >= 1, f"controller_size must be >= 1, got {self.controller_size}")
-    _check(self.controller_layers >= 1, f"controller_layers must be >= 1, got {self.controller_layers}")
-    _check(self.memory_rows >= 1, f"memory_rows must be >= 1, got {self.memory_rows}")
-    _check(self.memory_width >= 1, f"memory_width must be >= 1, got {self.memory_width}")
-    _check(self.read_heads >= 1, f"read_heads must be >= 1, got {self.read_heads}")
-    _check(self.write_heads >= 1, f"write_heads must be >= 1, got {self.write_heads}")
+    _check_fields(self)
+    for name in ("input_size", "output_size", "controller_size", "controller_layers",
+                 "memory_rows", "memory_width", "read_heads", "write_heads"):
+      _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
     _check(self.shift_range >= 1 and self.shift_range % 2 == 1,
            f"shift_range must be odd (2k+1 shifts -k..k), got {self.shift_range}")
     _check(self.shift_range <= self.memory_rows,
            f"shift_range {self.shift_range} exceeds memory_rows {self.memory_rows}")
-    _check(self.memory_init in MEMORY_INITS,
-           f"unknown memory_init {self.memory_init!r}; choose one of {MEMORY_INITS}")
     _check(self.memory_init_value != 0.0 or self.memory_init != "constant",
            "memory_init_value must be non-zero: an all-zero memory gives every "
            "row the same zero similarity and zero gradient")
-    _check(self.key_activation in HEAD_ACTIVATIONS,
-           f"unknown key_activation {self.key_activation!r}; choose one of {HEAD_ACTIVATIONS}")
-    _check(self.add_activation in HEAD_ACTIVATIONS,
-           f"unknown add_activation {self.add_activation!r}; choose one of {HEAD_ACTIVATIONS}")
     _check(self.head_clip > 0, f"head_clip must be > 0, got {self.head_clip}")
 
 
 @dataclasses.dataclass(frozen=True)
 class LSTMConfig:
   """The paper's baseline: a stack of LSTM layers and a linear read-out."""
+  kind: ClassVar[str] = "lstm"
   input_size: int
   output_size: int
-  size: int = 256
-  layers: int = 3
+  size: int = setting(256, "LSTM baseline units per layer.", flag="lstm_size")
+  layers: int = setting(3, "LSTM baseline layers.", flag="lstm_layers")
   # remat=True keeps only each layer's inputs for the backward pass and
-  # recomputes the rest (`lstm_sequence.apply_lstm`). Unlike the NTM's
-  # memory, an LSTM's per-step state is small, so storing it is the default:
-  # 8 seeds of the 3 x 256 baseline trained 9-12% faster without remat (on
-  # the step-by-step path of the time) on associative recall, repeat copy
-  # and priority sort.
-  remat: bool = False
+  # recomputes the rest (`models/lstm_sequence.py`). Unlike the NTM's memory,
+  # an LSTM's per-step state is small, so storing it is the default.
+  remat: bool = setting(False, "LSTM baseline: recompute each layer in the backward pass.",
+                        flag="lstm_remat")
 
   def __post_init__(self):
-    _check(self.input_size >= 1, f"input_size must be >= 1, got {self.input_size}")
-    _check(self.output_size >= 1, f"output_size must be >= 1, got {self.output_size}")
-    _check(self.size >= 1, f"size must be >= 1, got {self.size}")
-    _check(self.layers >= 1, f"layers must be >= 1, got {self.layers}")
+    _check_fields(self)
+    for name in ("input_size", "output_size", "size", "layers"):
+      _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+ModelConfig = Union[NTMConfig, LSTMConfig]
+MODEL_CONFIGS = {"ntm": NTMConfig, "lstm": LSTMConfig}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """How to train; every field is shared by all seeds of a run."""
+  seeds: int = setting(30, "Seeds trained at once in one program.")
+  seed: int = setting(0, "Base seed: seed i uses PRNGKey(seed + i).")
+  steps: int = setting(10_000, "Training steps per seed.")
+  batch_size: int = setting(4, "Sequences per seed per step.")
+  optimizer: str = setting("adam", "adam or rmsprop (the paper's, centred).",
+                           choices=OPTIMIZERS)
+  learning_rate: float = setting(1e-3, "Learning rate.", flag="lr")
+  # "cosine": decay from learning_rate to lr_final_fraction * learning_rate
+  # over the run; calmer late updates mean fewer converged seeds collapse.
+  lr_schedule: str = setting("constant", "Learning-rate schedule over the run: "
+                             "constant or cosine.", choices=LR_SCHEDULES)
+  lr_final_fraction: float = setting(0.1, "With cosine: final lr as a fraction of --lr.")
+  rmsprop_momentum: float = setting(0.9, "RMSProp momentum.")
+  rmsprop_decay: float = setting(0.95, "RMSProp decay of the squared-gradient averages.")
+  clip_norm: float = setting(10.0, "Clip gradients by this global norm.")
+  min_length: int = setting(1, "Shortest training length.")
+  max_length: int = setting(20, "Longest training length.")
+  # Curriculum: the longest training length grows linearly from
+  # curriculum_start to max_length over curriculum_steps (0: off).
+  curriculum_steps: int = setting(
+      0, "Grow the longest training length over this many steps (0: off).")
+  curriculum_start: int = setting(1, "Longest training length at step 0.")
+  eval_every: int = setting(250, "Steps per compiled chunk; evaluate after each.")
+  eval_batch: int = setting(32, "Fresh sequences per seed per evaluation.")
+  # On the task's convergence value: bit errors per sequence for most tasks,
+  # relative excess over the optimal cost for ngrams.
+  converge_threshold: float = setting(
+      0.1, "Converged: the task's eval value (bit errors per sequence; for ngrams "
+      "the relative excess over the optimal cost) below this.")
+  converge_patience: int = setting(2, "... for this many evaluations in a row.")
+  stop_when_converged: bool = setting(False, "Stop once every seed converged or diverged.")
+  test_lengths: Tuple[int, ...] = setting((10, 20, 40, 60, 80, 100, 120),
+                                          "Generalisation test lengths.")
+  test_batch: int = setting(32, "Test sequences per length per seed.")
+  test_memory_size: Optional[int] = setting(128, "Memory rows N at test time.")
+
+  def __post_init__(self):
+    object.__setattr__(self, "test_lengths", tuple(int(x) for x in self.test_lengths))
+    _check_fields(self)
+    for name in ("seeds", "steps", "batch_size", "eval_every", "eval_batch",
+                 "test_batch", "converge_patience"):
+      _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+    _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+    _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+    _check(0 < self.lr_final_fraction <= 1, "lr_final_fraction must be in (0, 1]")
+    _check(self.clip_norm > 0, f"clip_norm must be > 0, got {self.clip_norm}")
+    _check(1 <= self.min_length <= self.max_length,
+           f"need 1 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
+    _check(self.curriculum_steps >= 0, "curriculum_steps must be >= 0")
+    _check(self.curriculum_steps == 0
+           or self.min_length <= self.curriculum_start <= self.max_length,
+           f"curriculum_start must lie in [min_length, max_length], got {self.curriculum_start}")
+    _check(self.converge_threshold > 0, "converge_threshold must be > 0")
+    _check(len(self.test_lengths) > 0 and min(self.test_lengths) >= 1,
+           f"test_lengths must be positive, got {self.test_lengths}")
+    _check(self.test_memory_size is None or self.test_memory_size >= 1,
+           "test_memory_size must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  """Everything that defines a run; saved as config.json beside its results.
+
+  task: a registered task name ("copy") or an import path "module:Class" of
+  a class following `ntm_jax.tasks.Task`, importable from PYTHONPATH.
+  """
+  task: str
+  model: ModelConfig
+  train: TrainConfig
+  task_options: tuple = ()          # (name, value) pairs for the task
+  checkpoint_every: int = setting(1000, "Steps between checkpoints.")
+  plots: bool = setting(True, "Draw the run's PNGs into <out_dir>/plots/ at the end.")
+
+  def __post_init__(self):
+    _check(self.checkpoint_every >= 1,
+           f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+
+  @property
+  def model_kind(self) -> str:
+    return self.model.kind
+
+  def make_task(self):
+    from ntm_jax import tasks  # jax: only when a task is built
+    return tasks.make_task(self.task, **dict(self.task_options))
+
+  def to_json(self) -> dict:
+    return {"task": self.task, "task_options": dict(self.task_options),
+            "model_kind": self.model_kind, "model": dataclasses.asdict(self.model),
+            "train": dataclasses.asdict(self.train),
+            "checkpoint_every": self.checkpoint_every, "plots": self.plots}
+
+  @classmethod
+  def from_json(cls, data: dict, where: str = "config.json") -> "ExperimentConfig":
+    """The inverse of to_json; a one-line ValueError naming `where` for
+    missing or unknown keys. Keys added since a run was written take their
+    defaults, so older runs still load."""
+    if not isinstance(data, dict):
+      raise ValueError(f"{where}: not a run config (a JSON object)")
+    missing = [k for k in ("task", "model_kind", "model", "train") if k not in data]
+    _check(not missing, f"{where}: missing keys {missing}")
+    _check(data["model_kind"] in MODEL_CONFIGS,
+           f"{where}: unknown model_kind {data['model_kind']!r}")
+    try:
+      return cls(task=data["task"],
+                 task_options=tuple(sorted(data.get("task_options", {}).items())),
+                 model=_from_dict(MODEL_CONFIGS[data["model_kind"]], data["model"], where),
+                 train=_from_dict(TrainConfig, data["train"], where),
+                 **{k: data[k] for k in ("checkpoint_every", "plots") if k in data})
+    except (TypeError, AttributeError) as error:
+      raise ValueError(f"{where}: {error}") from None
+
+
+def _from_dict(cls, data, where: str):
+  if not isinstance(data, dict):
+    raise ValueError(f"{where}: {cls.__name__} must be a JSON object")
+  names = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(data) - names)
+  _check(not unknown, f"{where}: unknown {cls.__name__} keys {unknown}")
+  required = [f.name for f in dataclasses.fields(cls)
+              if f.default is dataclasses.MISSING and f.name not in data]
+  _check(not required, f"{where}: {cls.__name__} is missing {required}")
+  return cls(**data)
+
+
+def load_json(path: str) -> dict:
+  """A JSON file's content; one-line ValueError naming the file otherwise."""
+  import json
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    raise ValueError(f"{path} does not exist") from None
+  except (OSError, UnicodeDecodeError) as error:
+    raise ValueError(f"{path}: cannot read ({error})") from None
+  except json.JSONDecodeError as error:
+    raise ValueError(f"{path}: not valid JSON ({error})") from None
+

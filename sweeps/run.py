@@ -7,7 +7,7 @@ random), runs each trial as the YAML's command with the macros resolved the
 way `wandb agent` resolves them (`${args}` -> `--name=value`), plus
 `--out_dir=DIR/trial_NNN --wandb=off --progress=false`, then reads each
 trial's summary.json and ranks the trials by the YAML's metric (computed by
-`ntm_jax.experiment.sweep_metrics`, as the W&B logger does), printing the
+`ntm_jax.runs.summary.sweep_metrics`, as the W&B logger does), printing the
 table and writing DIR/ranking.md and DIR/ranking.json.
 """
 import argparse
@@ -23,7 +23,7 @@ import sys
 
 import yaml
 
-from ntm_jax.experiment import sweep_metrics
+from ntm_jax.runs.summary import sweep_metrics
 
 METHODS = ("grid", "random", "bayes")
 _ENVVAR = re.compile(r"\$\{envvar:([A-Za-z0-9_]*)\}")

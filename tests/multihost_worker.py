@@ -10,14 +10,15 @@ gathered params and metrics. Prints "rows ..." (this process's seeds) and
 import functools
 import sys
 
-from ntm_jax import distributed
+import ntm_jax.training.distributed as distributed
 
 MULTI = distributed.initialize_from_env()  # before anything starts the backend
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ntm_jax import NTMConfig, train  # noqa: E402
+from ntm_jax import NTMConfig
+import ntm_jax.training as train  # noqa: E402
 from ntm_jax.tasks import CopyTask  # noqa: E402
 
 SEEDS = 4

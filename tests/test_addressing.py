@@ -9,7 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ntm_jax import addressing
+import ntm_jax.models.addressing as addressing
 
 ATOL = 1e-6
 

@@ -1,7 +1,7 @@
 """CPU backend set-up: XLA flags are added once and never override the user's."""
 import os
 
-from ntm_jax import devices
+import ntm_jax.training.devices as devices
 
 
 def test_tune_cpu_flags_adds_every_flag_to_empty_xla_flags(monkeypatch):

@@ -1,4 +1,4 @@
-"""End to end through ntm_jax.experiment.run and the experiments.copy CLI.
+"""End to end through ntm_jax.runs.engine.run and the experiments.copy CLI.
 
 Every run here uses one tiny configuration (2 seeds, 200 steps), so each
 costs a few seconds, nearly all of it compiling the training chunk.
@@ -11,11 +11,14 @@ import sys
 import time
 
 import jax
+import ntm_jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntm_jax import NTMConfig, experiment, train
+from ntm_jax import NTMConfig
+import ntm_jax.runs.engine as experiment
+import ntm_jax.training as train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, EVAL_EVERY = 200, 50
@@ -31,9 +34,11 @@ PER_SEED = ("loss", "bit_errors", "grad_norm")
 EVALS = ("eval_loss", "eval_bit_errors")
 
 
-def _run(config, out_dir, **kwargs):
-  kwargs.setdefault("plots", False)
-  return experiment.run(config, str(out_dir), progress=False, log=lambda _: None, **kwargs)
+def _run(config, out_dir, plots=False, **kwargs):
+  summary = experiment.run(config, str(out_dir), progress=False, log=lambda _: None, **kwargs)
+  if plots:
+    ntm_jax.api.draw_plots(str(out_dir), summary)
+  return summary
 
 
 def _padded_seeds(config):
@@ -179,7 +184,7 @@ def test_a_directory_holding_checkpoints_refuses_a_fresh_run(run_a):
 def _interrupt_on_call(monkeypatch, n):
   """Patch the engine, as the runner sees it, to raise KeyboardInterrupt on
   the n-th call of a compiled chunk."""
-  real = experiment.train_lib.make_seed_parallel
+  real = experiment.training.make_seed_parallel
 
   def interrupting(fn, mesh=None, **kwargs):
     compiled, calls = real(fn, mesh, **kwargs), []
@@ -191,7 +196,7 @@ def _interrupt_on_call(monkeypatch, n):
       return compiled(*args)
     return call
 
-  monkeypatch.setattr(experiment.train_lib, "make_seed_parallel", interrupting)
+  monkeypatch.setattr(experiment.training, "make_seed_parallel", interrupting)
 
 
 # checkpoint_every=50 has the step-100 checkpoint on disk already; with 200

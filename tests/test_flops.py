@@ -1,4 +1,4 @@
-"""The analytic FLOP counts of ntm_jax.flops against XLA's cost analysis.
+"""The analytic FLOP counts of ntm_jax.analysis.flops against XLA's cost analysis.
 
 conftest.py turns on jax_disable_most_optimizations. It does not change XLA's
 counts (checked: identical with and without for all three configs below):
@@ -9,7 +9,8 @@ import dataclasses
 
 import pytest
 
-from ntm_jax import flops, heads
+import ntm_jax.analysis.flops as flops
+import ntm_jax.models.heads as heads
 from ntm_jax.config import LSTMConfig, NTMConfig
 
 # The paper's copy NTM: FF controller 100, 1 + 1 heads, memory 128 x 20, 3 shifts.

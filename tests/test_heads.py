@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ntm_jax import heads
+import ntm_jax.models.heads as heads
 from ntm_jax.config import NTMConfig
 
 

@@ -16,14 +16,21 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from ntm_jax import LSTMConfig, apply, checkpoints, init, inspection, plots, pretrained, train
+from ntm_jax import LSTMConfig, apply, init
+import ntm_jax.runs.checkpoints as checkpoints
+import ntm_jax.analysis.inspection as inspection
+import ntm_jax.analysis.plots as plots
+import ntm_jax.pretrained as pretrained
+import ntm_jax.training as train
 from ntm_jax.tasks import make_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS, MAX_LENGTH = 3, 3
 TINY_RUN = textwrap.dedent(f"""
     import sys
-    from ntm_jax import NTMConfig, experiment, train
+    from ntm_jax import NTMConfig
+    import ntm_jax.runs.engine as experiment
+    import ntm_jax.training as train
     config = experiment.ExperimentConfig(
         task="copy", task_options=(("bits", 3),),
         model=NTMConfig(input_size=4, output_size=3, controller_size=16, memory_rows=8,
@@ -33,7 +40,7 @@ TINY_RUN = textwrap.dedent(f"""
                                 test_lengths=(2, 4), test_memory_size=8, test_batch=4,
                                 eval_batch=4),
         checkpoint_every=50)
-    experiment.run(config, sys.argv[1], progress=False, plots=False, log=lambda _: None)
+    experiment.run(config, sys.argv[1], progress=False, log=lambda _: None)
 """)
 
 
@@ -80,7 +87,7 @@ def test_write_run_plots_draws_every_png_for_the_best_seed(run_dir):
   assert drawn["length"] == MAX_LENGTH and drawn["memory_size"] == 8
   names = [os.path.basename(p) for p in drawn["paths"]]
   assert names == ["learning_curves.png", "steps_to_converge.png", "generalisation.png",
-                   f"heads_seed{drawn['seed']}_L3.png", f"memory_seed{drawn['seed']}_L3.png"]
+                   f"heads_seed{drawn['seed']}_L3_N8.png", f"memory_seed{drawn['seed']}_L3_N8.png"]
   for path in drawn["paths"]:
     assert os.path.dirname(path) == os.path.join(run_dir, "plots")
     name = os.path.basename(path).split("_seed")[0].replace(".png", "")
@@ -108,7 +115,7 @@ def test_inspect_cli_redraws_any_seed_length_and_a_larger_memory(run_dir, tmp_pa
                       r"memory 16", lines[0]), lines[0]
   assert lines[1:] == [os.path.join(run_dir, "plots", name) for name in
                        ("learning_curves.png", "steps_to_converge.png", "generalisation.png",
-                        "heads_seed1_L10.png", "memory_seed1_L10.png")]
+                        "heads_seed1_L10_N16.png", "memory_seed1_L10_N16.png")]
   assert all(os.path.getsize(path) > 1000 for path in lines[1:])
   # Its bit errors are the in-process figure for that seed, length and memory.
   _, states = checkpoints.load_run(run_dir)

@@ -1,4 +1,4 @@
-"""ntm_jax.lstm_sequence: the layer-at-a-time LSTM baseline and its
+"""ntm_jax.models.lstm_sequence: the layer-at-a-time LSTM baseline and its
 hand-written backward pass, against the step-by-step LSTMCell scan and its
 autodiff gradients (and, in test_model.py, a NumPy reference)."""
 import jax
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import ntm_jax
-from ntm_jax import lstm_sequence
-from ntm_jax import model as model_lib
+import ntm_jax.models.lstm_sequence as lstm_sequence
+import ntm_jax.models as model_lib
 
 CONFIG = ntm_jax.LSTMConfig(input_size=3, output_size=2, size=8, layers=2)
 

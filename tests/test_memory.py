@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ntm_jax import memory
+import ntm_jax.models.memory as memory
 
 
 def test_read_is_weighted_sum_of_rows_hand_values():

@@ -1,4 +1,4 @@
-"""Tests of ntm_jax.model: init / apply of the NTM and of the LSTM baseline.
+"""Tests of ntm_jax.models: init / apply of the NTM and of the LSTM baseline.
 
 Compilation dominates the runtime, so the configs are tiny, params are built
 once per module and every jitted apply is cached per (config, static args).
@@ -487,12 +487,6 @@ def _np_lstm_baseline(params, x):
   return np.stack(outs)
 
 
-def test_lstm_baseline_is_exported():
-  assert ntm_jax.LSTMConfig is ntm_jax.baselines.LSTMConfig
-  assert ntm_jax.baselines.init is ntm_jax.init
-  assert ntm_jax.baselines.apply is ntm_jax.apply
-
-
 def test_lstm_baseline_param_layout_and_count():
   p = _params(BASELINE)
   shapes = jax.tree_util.tree_map(lambda a: a.shape, p)["params"]
@@ -504,7 +498,7 @@ def test_lstm_baseline_param_layout_and_count():
   # Per layer 4 gates * ((in + h) * h + h); output h * O + O.
   per_layer = [4 * ((fan_in + hsz) * hsz + hsz) for fan_in in (3, hsz)]
   assert per_layer == [384, 544]
-  assert ntm_jax.baselines.param_count(p) == 384 + 544 + 8 * 2 + 2
+  assert ntm_jax.param_count(p) == 384 + 544 + 8 * 2 + 2
 
 
 def test_lstm_baseline_paper_sized_param_count():
@@ -517,7 +511,7 @@ def test_lstm_baseline_paper_sized_param_count():
 
 def test_lstm_baseline_apply_matches_numpy_reference(inputs):
   p = _params(BASELINE)
-  out, trace = ntm_jax.baselines.apply(p, inputs, BASELINE)
+  out, trace = ntm_jax.apply(p, inputs, BASELINE)
   assert out.shape == (B, T, 2) and trace is None
   for b in range(B):
     np.testing.assert_allclose(out[b], _np_lstm_baseline(p, inputs[b]), atol=1e-5)
@@ -525,4 +519,4 @@ def test_lstm_baseline_apply_matches_numpy_reference(inputs):
   out_jit = _jitted(BASELINE, memory_size=64)(p, inputs)[0]
   np.testing.assert_allclose(out_jit, out, atol=1e-5)
   with pytest.raises(ValueError, match="inputs must be"):
-    ntm_jax.baselines.apply(p, inputs[..., :2], BASELINE)
+    ntm_jax.apply(p, inputs[..., :2], BASELINE)

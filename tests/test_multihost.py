@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from ntm_jax import distributed
+import ntm_jax.training.distributed as distributed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "multihost_worker.py")

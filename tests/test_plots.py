@@ -4,7 +4,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from ntm_jax import plots
+import ntm_jax.analysis.plots as plots
 
 T, N, M = 9, 12, 4
 

@@ -9,7 +9,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SCRIPT = textwrap.dedent("""
     import functools, sys
     import jax, numpy as np
-    from ntm_jax import NTMConfig, experiment, train
+    from ntm_jax import NTMConfig
+    import ntm_jax.runs.engine as experiment
+    import ntm_jax.training as train
+    import ntm_jax.training.distributed as distributed
     from ntm_jax.tasks import CopyTask
 
     assert len(jax.devices()) == 4, jax.devices()
@@ -18,7 +21,7 @@ _SCRIPT = textwrap.dedent("""
                       memory_rows=8, memory_width=4)
 
     def train_on(devices, seeds, config):
-      mesh = experiment.seed_mesh(devices)
+      mesh = distributed.seed_mesh(devices)
       padded = -(-seeds // devices) * devices
       states = train.init_states(model, config, padded)
       states = jax.device_put(states, jax.sharding.NamedSharding(

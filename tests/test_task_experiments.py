@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
-from ntm_jax import LSTMConfig, NTMConfig, experiment, train
+from ntm_jax import LSTMConfig, NTMConfig
+import ntm_jax.runs.engine as experiment
+import ntm_jax.training as train
 from ntm_jax.tasks import make_task
 
 # (task, options, max_length, test_lengths, min_length)
@@ -43,8 +45,7 @@ def _config(task_name, options, max_length, test_lengths, min_length, model_kind
 
 
 def _run(config, tmp_path):
-  return experiment.run(config, str(tmp_path), progress=False, log=lambda _: None,
-                        plots=False)
+  return experiment.run(config, str(tmp_path), progress=False, log=lambda _: None)
 
 
 @pytest.mark.parametrize("task_name, options, max_length, test_lengths, min_length", TASKS,
@@ -136,7 +137,7 @@ def _fake_run(path, batch_size, evals, model_kind="ntm"):
 
 
 def test_runs_are_compared_at_equal_training_sequences(tmp_path):
-  from ntm_jax import compare
+  import ntm_jax.runs.compare as compare
   # Batch 2: evaluations at 4, 8, 12 sequences; batch 4: at 8, 16.
   ntm = _fake_run(tmp_path / "ntm", 2, {2: [9.0, 7.0], 4: [5.0, 3.0], 6: [1.0, 1.0]})
   lstm = _fake_run(tmp_path / "lstm", 4, {2: [8.0, None], 4: [6.0, 2.0]}, "lstm")

@@ -1,4 +1,4 @@
-"""The seed-parallel training engine (ntm_jax.train) on tiny configurations."""
+"""The seed-parallel training engine (ntm_jax.training) on tiny configurations."""
 import dataclasses
 import functools
 import math
@@ -8,7 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntm_jax import LSTMConfig, NTMConfig, train
+from ntm_jax import LSTMConfig, NTMConfig
+import ntm_jax.training as train
+import ntm_jax.training.step
+import ntm_jax.tasks as tasks_lib
 from ntm_jax.tasks import CopyTask
 
 TASK = CopyTask(bits=3)
@@ -60,7 +63,7 @@ def test_sequence_metrics_by_hand():
   ])
   mask = jnp.array([[1.0, 1.0, 0.0],    # sequence 0: its last step is not scored
                     [0.0, 1.0, 1.0]])   # sequence 1: its first step is not scored
-  bits, errors = train.sequence_metrics(logits, targets, mask)
+  bits, errors = tasks_lib.sigmoid_sequence_metrics(logits, targets, mask).values()
   log2_4, log2_43 = 2.0, math.log2(4 / 3)
   # Sequence 0: p(1)=3/4 on 1, p(1)=1/4 on 0 -> -log2(3/4) each;
   # p=1/2 on 1 -> 1 bit; p=3/4 on 0 -> -log2(1/4) = 2 bits.
@@ -76,7 +79,7 @@ def test_sequence_metrics_by_hand():
 
 def test_sequence_metrics_with_an_empty_mask_is_zero():
   logits = jnp.full((1, 4, 3), 2.0)
-  bits, errors = train.sequence_metrics(logits, jnp.zeros((1, 4, 3)), jnp.zeros((1, 4)))
+  bits, errors = tasks_lib.sigmoid_sequence_metrics(logits, jnp.zeros((1, 4, 3)), jnp.zeros((1, 4))).values()
   np.testing.assert_array_equal(bits, [0.0])
   np.testing.assert_array_equal(errors, [0.0])
 
@@ -110,7 +113,7 @@ def _marked_params(params, mark):
 
 
 # Jitted (config static): one compile instead of many small eager dispatches.
-_update_convergence = jax.jit(train._update_convergence, static_argnums=2)
+_update_convergence = jax.jit(ntm_jax.training.step._update_convergence, static_argnums=2)
 
 
 def test_convergence_bookkeeping_step_by_step(one_state):
@@ -315,7 +318,7 @@ def test_seeds_per_group_is_the_divisor_nearest_the_target(local_seeds, target, 
 def test_the_lstm_baseline_runs_one_seed_at_a_time_on_a_cpu_and_the_ntm_in_groups():
   lstm = LSTMConfig(input_size=4, output_size=3)
   assert train.default_group_target("cpu", lstm) == 1
-  assert train.default_group_target("cpu", MODEL) == train.CPU_SEEDS_PER_GROUP == 4
+  assert train.default_group_target("cpu", MODEL) == 4
   assert train.default_group_target("cpu") == 4
   assert train.default_group_target("gpu", lstm) is None
   assert train.default_group_target("tpu", MODEL) is None

@@ -16,8 +16,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from ntm_jax import NTMConfig, experiment, train, wandb_logger
-from ntm_jax.wandb_logger import WandbLogger, default_mode
+from ntm_jax import NTMConfig
+import ntm_jax.runs.engine as experiment
+import ntm_jax.training as train
+import ntm_jax.runs.wandb_logger as wandb_logger
+from ntm_jax.runs.wandb_logger import WandbLogger, default_mode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = experiment.ExperimentConfig(
@@ -58,7 +61,7 @@ def logged_run(tmp_path_factory):
   out_dir = tmp_path_factory.mktemp("logged_run")
   failing, recorder, messages = FailsMidRun(), Recorder(), []
   summary = experiment.run(CONFIG, str(out_dir), progress=False, log=messages.append,
-                           loggers=[failing, recorder], plots=False)
+                           loggers=[failing, recorder])
   return out_dir, summary, recorder, failing, messages
 
 
@@ -156,7 +159,7 @@ _FAKE_SUMMARY = {
 
 _SCRIPT = textwrap.dedent("""
     import json, sys, time
-    from ntm_jax.wandb_logger import WandbLogger
+    from ntm_jax.runs.wandb_logger import WandbLogger
     mode, out_dir, summary = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     logger = WandbLogger(mode, project="ntm_jax_test", init_timeout=3, connect_timeout=3)
     began = time.monotonic()

@@ -47,9 +47,9 @@ def load(task: str, folder: str = FOLDER):
   Raises ValueError (one line, listing the available models) for an unknown
   task. params is a nested dict of numpy arrays for `ntm_jax.apply`.
   """
-  from ntm_jax.experiment import MODEL_KINDS
+  from ntm_jax.config import MODEL_CONFIGS
   data = info(task, folder)
-  model_config = MODEL_KINDS[data["model_kind"]](**data["model"])
+  model_config = MODEL_CONFIGS[data["model_kind"]](**data["model"])
   with open(os.path.join(folder, f"{task}.msgpack"), "rb") as f:
     params = serialization.msgpack_restore(f.read())
   return model_config, params
@@ -64,14 +64,14 @@ def export(run_dir: str, task: Optional[str] = None, seed: Optional[int] = None,
       summary.json for the default seed and the results).
     task: the model's name, i.e. `<task>.msgpack` (default: the run's task).
     seed: the seed index to export (default: the best seed, see
-      `ntm_jax.checkpoints.best_seed`).
+      `ntm_jax.runs.checkpoints.best_seed`).
     folder: destination (default: this package folder, which ships).
     command: how the run was made, recorded in the JSON (default: the
       run's command.txt if it has one, else a note with run_dir).
 
   Writes `<task>.msgpack` (that seed's best_params) and `<task>.json`.
   """
-  from ntm_jax import checkpoints
+  from ntm_jax.runs import checkpoints
   config, states = checkpoints.load_run(run_dir)
   summary = checkpoints.load_summary(run_dir)
   if seed is None:

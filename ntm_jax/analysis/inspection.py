@@ -1,7 +1,7 @@
 """Drawing a trained model: from a run directory or from a pretrained file.
 
-    ntm_jax.inspection.write_run_plots(run_dir)            # what experiment.run calls
-    ntm_jax.inspection.write_run_plots(run_dir, seed=3, length=100, memory_size=256)
+    ntm_jax.analysis.inspection.write_run_plots(run_dir)   # what train_seeds calls
+    ntm_jax.analysis.inspection.write_run_plots(run_dir, seed=3, length=100, memory_size=256)
 """
 import os
 from typing import Optional
@@ -9,10 +9,9 @@ from typing import Optional
 import jax
 import numpy as np
 
-from ntm_jax import checkpoints, plots
-from ntm_jax import model as model_lib
-from ntm_jax import train as train_lib
-from ntm_jax.config import NTMConfig
+from ntm_jax import models, training
+import ntm_jax.analysis.plots as plots
+from ntm_jax.runs import checkpoints
 
 
 def memory_for(task, length: int, memory_size: Optional[int], default: Optional[int]):
@@ -50,10 +49,10 @@ def draw_model(model_config, params, task, length: int, memory_size: Optional[in
   if length < 1:
     raise ValueError(f"length must be >= 1, got {length}")
   rng = jax.random.PRNGKey(0) if rng is None else rng
-  is_ntm = isinstance(model_config, NTMConfig)
+  is_ntm = models.get_model(model_config).memory_rows(model_config) is not None
   if not is_ntm:
     memory_size = None
-  errors = train_lib.evaluate_lengths(params, rng, task, model_config, [length],
+  errors = training.evaluate_lengths(params, rng, task, model_config, [length],
                                       test_batch, memory_size)["bit_errors"]
   bit_errors = float(errors[0])
   result = {"bit_errors": bit_errors, "paths": [],
@@ -61,7 +60,7 @@ def draw_model(model_config, params, task, length: int, memory_size: Optional[in
   if not is_ntm:
     return result  # an LSTM has no heads or memory to draw
   inputs, targets, mask = task.sample(jax.random.fold_in(rng, 1), 1, length, length)
-  logits, trace = model_lib.apply(params, inputs, model_config, memory_size=memory_size,
+  logits, trace = models.apply(params, inputs, model_config, memory_size=memory_size,
                                   return_trace=True, trace_memory=True)
   inputs, targets, mask = (np.asarray(x[0]) for x in (inputs, targets, mask))
   outputs = np.asarray(jax.nn.sigmoid(logits[0])) * mask[:, None]
@@ -90,11 +89,11 @@ def write_run_plots(run_dir: str, seed: Optional[int] = None, length: Optional[i
   Reads config.json, metrics.jsonl, summary.json (when the run finished) and
   the latest checkpoint. Writes learning_curves.png, steps_to_converge.png
   and generalisation.png (these need summary.json), and for an NTM
-  heads_seed<k>_L<len>.png and memory_seed<k>_L<len>.png drawn with that
+  heads_seed<k>_L<len>_N<rows>.png and memory_seed<k>_L<len>_N<rows>.png drawn with that
   seed's best_params on one fresh sequence.
 
   Args:
-    run_dir: a run directory written by `ntm_jax.experiment.run`.
+    run_dir: a run directory written by `ntm_jax.runs.engine.run`.
     seed: index of the seed to draw (0 .. seeds-1; default: the best seed,
       see `checkpoints.best_seed`, or 0 without a summary).
     length: test length (default: the longest training length).
@@ -116,7 +115,7 @@ def write_run_plots(run_dir: str, seed: Optional[int] = None, length: Optional[i
     raise ValueError(f"seed index must be in [0, {t.seeds}), got {seed}")
   length = t.max_length if length is None else length
   task = config.make_task()
-  if isinstance(config.model, NTMConfig):
+  if models.get_model(config.model).memory_rows(config.model) is not None:
     memory_size = memory_for(task, length, memory_size,
                              t.test_memory_size or config.model.memory_rows)
   _, states = checkpoints.load_run(run_dir)
@@ -129,7 +128,8 @@ def write_run_plots(run_dir: str, seed: Optional[int] = None, length: Optional[i
     paths.append(plots.generalisation({config.model_kind.upper(): summary},
                                       os.path.join(out_dir, "generalisation.png")))
   drawn = draw_model(config.model, checkpoints.seed_params(states, seed), task, length,
-                     memory_size, out_dir, tag=f"_seed{seed}_L{length}",
+                     memory_size, out_dir,
+                     tag=f"_seed{seed}_L{length}" + (f"_N{memory_size}" if memory_size else ""),
                      title=f"{config.task} seed index {seed}")
   return {"paths": paths + drawn["paths"], "seed": seed, "length": length,
           "memory_size": drawn["memory_size"], "bit_errors": drawn["bit_errors"]}

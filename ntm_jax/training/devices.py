@@ -30,7 +30,7 @@ def tune_cpu_flags() -> None:
     os.environ["XLA_FLAGS"] = " ".join([current, *extra]).strip()
 
 
-def use_all_cpu_cores() -> None:
+def use_all_cpu_cores() -> bool:
   """Expose one JAX CPU device per core, so the seed axis can use every core,
   and tune XLA's CPU backend for this workload (`tune_cpu_flags`).
 
@@ -38,11 +38,25 @@ def use_all_cpu_cores() -> None:
   over one device per core run in parallel. Harmless on GPU/TPU machines:
   the setting only shapes the CPU backend, and accelerators stay the default.
   Call before any JAX computation; an explicit XLA_FLAGS device count wins.
+  Returns False if JAX's backend had already started (then nothing changed).
   """
   tune_cpu_flags()
   if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-    return
+    return True
   try:
     jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
   except RuntimeError:
-    pass  # the backend is already up: keep what it has
+    return False  # the backend is already up: keep what it has
+  return True
+
+
+def fewer_devices_than_cores() -> bool:
+  """A CPU backend with fewer devices than the machine has cores."""
+  return jax.default_backend() == "cpu" and jax.local_device_count() < (os.cpu_count() or 1)
+
+
+def too_late_message() -> str:
+  return (f"note: JAX started before ntm_jax could ask for one CPU device per core; "
+          f"the seeds share {jax.local_device_count()} device(s). Call "
+          "ntm_jax.training.devices.use_all_cpu_cores() before any JAX operation "
+          "to use every core.")

@@ -12,7 +12,7 @@ import threading
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
-from ntm_jax.experiment import sweep_metrics
+from ntm_jax.runs.summary import sweep_metrics
 
 MODES = ("off", "offline", "online")
 DEFAULT_BASE_URL = "https://api.wandb.ai"

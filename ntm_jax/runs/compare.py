@@ -5,15 +5,15 @@ baseline on one task), from their run directories alone.
 """
 import numpy as np
 
-from ntm_jax import checkpoints
+import ntm_jax.runs.rundir as rundir
 
 
 def eval_curve(run_dir: str) -> list:
   """[(training sequences per seed, median eval cost in bits, median eval
   bit errors)] at every evaluation of the run."""
-  config = checkpoints.load_config(run_dir)
+  config = rundir.saved_config(run_dir)
   curve = []
-  for row in checkpoints.load_metrics(run_dir):
+  for row in rundir.load_metrics(run_dir):
     if "eval_loss" not in row:
       continue
     def median(name):
@@ -39,8 +39,8 @@ def at_equal_sequences(run_dirs) -> dict:
   rows = []
   for run, curve in curves.items():
     sequences, bits, errors = [point for point in curve if point[0] <= common][-1]
-    summary = checkpoints.load_summary(run) or {}
-    config = checkpoints.load_config(run)
+    summary = rundir.load_summary(run) or {}
+    config = rundir.saved_config(run)
     rows.append({"run": run, "task": config.task, "model": config.model_kind,
                  "param_count": summary.get("aggregate", {}).get("param_count"),
                  "sequences": sequences, "median_eval_bits": bits,

@@ -1,7 +1,8 @@
-"""Reading a run directory back: its config, summary, metrics and checkpoint.
+"""A run directory's checkpoints (orbax): the one place managers are built,
+saved to, restored from and read back.
 
-    config, states = ntm_jax.checkpoints.load_run("runs/copy/<ts>")
-    params = ntm_jax.checkpoints.seed_params(states, index)   # that seed's best params
+    config, states = ntm_jax.runs.checkpoints.load_run("runs/copy/<ts>")
+    params = ntm_jax.runs.checkpoints.seed_params(states, index)   # that seed's best params
 
 The checkpoint is restored onto this process's first local device, whatever
 device layout wrote it (a run that sharded its seeds over 2 devices loads on
@@ -14,39 +15,50 @@ from typing import Optional
 import jax
 import numpy as np
 
-from ntm_jax.experiment import ExperimentConfig
+import ntm_jax.runs.rundir as rundir
+
+load_config = rundir.saved_config
+load_summary = rundir.load_summary
+load_metrics = rundir.load_metrics
 
 
-def load_config(run_dir: str) -> ExperimentConfig:
-  with open(os.path.join(run_dir, "config.json")) as f:
-    return ExperimentConfig.from_json(json.load(f))
+def directory(out_dir: str) -> str:
+  return os.path.abspath(os.path.join(out_dir, "checkpoints"))
 
 
-def load_summary(run_dir: str) -> Optional[dict]:
-  """summary.json's content, or None for a run that has not finished."""
-  path = os.path.join(run_dir, "summary.json")
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+def has_checkpoints(out_dir: str) -> bool:
+  path = directory(out_dir)
+  return os.path.isdir(path) and bool(os.listdir(path))
 
 
-def load_metrics(run_dir: str) -> list:
-  """metrics.jsonl as a list of dicts (a line cut short by a crash is dropped)."""
-  rows = []
-  with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-    for line in f:
-      try:
-        rows.append(json.loads(line))
-      except json.JSONDecodeError:
-        break
-  return rows
+def manager(out_dir: str, create: bool = True):
+  """The run's orbax CheckpointManager: the latest 2 checkpoints kept."""
+  import orbax.checkpoint as ocp  # heavy import, only when running
+  return ocp.CheckpointManager(
+      directory(out_dir), item_handlers=ocp.StandardCheckpointHandler(),
+      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=create))
+
+
+def save(checkpoint_manager, step: int, states) -> None:
+  import orbax.checkpoint as ocp
+  checkpoint_manager.save(step, args=ocp.args.StandardSave(states))
+
+
+def restore(checkpoint_manager, states):
+  """(step, states) of the latest checkpoint, shaped and placed like
+  `states`; (None, states) if there is none."""
+  import orbax.checkpoint as ocp
+  step = checkpoint_manager.latest_step()
+  if step is None:
+    return None, states
+  abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, states)
+  return step, checkpoint_manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
 
 def load_run(run_dir: str, step: Optional[int] = None, keep_padding: bool = False):
   """(config, states) of a run directory, `states` on the host.
 
-  states is the stacked `ntm_jax.train.TrainState` of the latest (or given)
+  states is the stacked `ntm_jax.training.TrainState` of the latest (or given)
   checkpoint, every leaf a numpy array with a leading seed axis of
   config.train.seeds (the padding seeds a sharded run adds to fill its
   devices are dropped unless keep_padding).
@@ -59,25 +71,24 @@ def load_run(run_dir: str, step: Optional[int] = None, keep_padding: bool = Fals
   original device or mesh is needed and nothing is computed to build it.
   """
   import orbax.checkpoint as ocp
-  from ntm_jax import train as train_lib
+  from ntm_jax import training
   config = load_config(run_dir)
-  directory = os.path.abspath(os.path.join(run_dir, "checkpoints"))
-  if not os.path.isdir(directory):
+  if not os.path.isdir(directory(run_dir)):
     raise ValueError(f"{run_dir} has no checkpoints/ folder")
-  with ocp.CheckpointManager(directory, item_handlers=ocp.StandardCheckpointHandler()) as manager:
-    step = manager.latest_step() if step is None else step
+  with manager(run_dir, create=False) as manager_:
+    step = manager_.latest_step() if step is None else step
     if step is None:
       raise ValueError(f"{run_dir} has no checkpoint")
-    if step not in manager.all_steps():
+    if step not in manager_.all_steps():
       raise ValueError(f"{run_dir} has no checkpoint at step {step}; "
-                       f"it has {sorted(manager.all_steps())}")
-    stored = int(manager.item_metadata(step)["step"].shape[0])
+                       f"it has {sorted(manager_.all_steps())}")
+    stored = int(manager_.item_metadata(step)["step"].shape[0])
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     abstract = jax.eval_shape(
-        lambda: train_lib.init_states(config.model, config.train, stored))
+        lambda: training.init_states(config.model, config.train, stored))
     target = jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract)
-    restored = manager.restore(step, args=ocp.args.StandardRestore(target))
+    restored = manager_.restore(step, args=ocp.args.StandardRestore(target))
   states = jax.tree_util.tree_map(np.asarray, restored)
   if not keep_padding:
     states = jax.tree_util.tree_map(lambda x: x[:config.train.seeds], states)

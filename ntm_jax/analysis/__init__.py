@@ -1,0 +1,2 @@
+"""Looking at trained models: pictures (`plots`, `inspection`) and FLOP
+counts (`flops`)."""

@@ -1,0 +1,124 @@
+"""The public init / apply of every model, through the model protocol.
+
+The cells are flax modules on ONE unbatched time step; `apply` runs them
+over time with `jax.lax.scan` and over the batch with `jax.vmap`.
+"""
+from typing import Optional
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from ntm_jax.config import ModelConfig
+from ntm_jax.models.lstm import LSTM
+from ntm_jax.models.ntm import NTM
+
+MODELS = {model.config_class.kind: model for model in (NTM, LSTM)}
+
+
+def get_model(config):
+  """The model protocol entry (`ntm_jax.models.base.Model`) for `config`."""
+  kind = getattr(config, "kind", None)
+  if kind not in MODELS:
+    raise TypeError(f"config must be one of {[m.config_class.__name__ for m in MODELS.values()]}, "
+                    f"got {type(config).__name__}")
+  return MODELS[kind]
+
+
+def _default_memory_size(config) -> int:
+  return get_model(config).memory_rows(config) or 1
+
+
+def init(rng: jax.Array, config: ModelConfig):
+  """Initial parameters of the model `config` describes.
+
+  Args:
+    rng: a PRNG key.
+    config: `NTMConfig` (an NTM) or `LSTMConfig` (the LSTM baseline).
+
+  Returns:
+    A params pytree for `apply`.
+  """
+  cell = get_model(config).cell_class(config)
+  x = jnp.zeros((config.input_size,), jnp.float32)
+  return cell.init(rng, _default_memory_size(config), x, method=cell.init_all)
+
+
+def _run_sequence(params, inputs, config, memory_size, return_trace, trace_memory,
+                  rng=None):
+  cell = get_model(config).cell_class(config)
+  state = cell.apply(params, memory_size, rng, method=cell.initial_state)
+
+  def step(state, x):
+    state, (logits, trace) = cell.apply(params, state, x)
+    if not return_trace:
+      trace = {}
+    elif not trace_memory:
+      trace = {k: v for k, v in trace.items() if k != "memory"}
+    return state, (logits, trace)
+
+  if config.remat:
+    step = jax.checkpoint(step)
+  _, (logits, trace) = jax.lax.scan(step, state, inputs)
+  return logits, trace
+
+
+def apply_step_by_step(params, inputs: jax.Array, config) -> jax.Array:
+  """Logits [B, T, output_size] from the model's cell scanned over time.
+
+  The path `apply` takes for the NTM; for the LSTM baseline, the reference
+  its layer-at-a-time path (`ntm_jax.models.lstm_sequence`) computes the same
+  numbers as.
+  """
+  return jax.vmap(_run_sequence, in_axes=(None, 0, None, None, None, None))(
+      params, inputs, config, _default_memory_size(config), False, False)[0]
+
+
+def apply(params, inputs: jax.Array, config,
+          memory_size: Optional[int] = None, return_trace: bool = False,
+          trace_memory: bool = False, rng: Optional[jax.Array] = None):
+  """Runs the model over a batch of sequences.
+
+  Args:
+    params: from `init` with the same config.
+    inputs: [B, T, input_size].
+    config: the model's config.
+    memory_size: rows N of the memory for this call (default: the config's).
+      The controller never sees N, so trained parameters run unchanged on a
+      larger memory. Ignored by the LSTM baseline.
+    return_trace: also return, per step, the heads' weightings.
+    trace_memory: with return_trace, also return the memory at every step.
+    rng: a PRNG key for models that draw at the start of a sequence (an NTM
+      with memory_init="random" draws each sequence's memory from it; None:
+      one fixed draw).
+
+  Returns:
+    (logits [B, T, output_size], trace). trace is None unless return_trace;
+    then a dict with "read_weights" [B, T, R, N], "write_weights"
+    [B, T, W, N] and, with trace_memory, "memory" [B, T, N, M].
+  """
+  if inputs.ndim != 3 or inputs.shape[-1] != config.input_size:
+    raise ValueError(f"inputs must be [batch, time, {config.input_size}], "
+                     f"got shape {tuple(inputs.shape)}")
+  if memory_size is None:
+    memory_size = _default_memory_size(config)
+  elif memory_size < 1:
+    raise ValueError(f"memory_size must be >= 1, got {memory_size}")
+  model = get_model(config)
+  model.check_memory_size(config, memory_size)
+  if hasattr(model, "sequence_logits"):
+    # The same numbers as scanning the cell, over whole sequences (faster).
+    logits = model.sequence_logits(params, inputs, config)
+    chex.assert_shape(logits, inputs.shape[:2] + (config.output_size,))
+    return logits, ({} if return_trace else None)
+  rngs = None if rng is None else jax.random.split(rng, inputs.shape[0])
+  logits, trace = jax.vmap(
+      _run_sequence, in_axes=(None, 0, None, None, None, None, 0 if rng is not None else None))(
+          params, inputs, config, memory_size, return_trace, trace_memory, rngs)
+  chex.assert_shape(logits, inputs.shape[:2] + (config.output_size,))
+  return logits, (trace if return_trace else None)
+
+
+def param_count(params) -> int:
+  """Number of scalar parameters in a params pytree."""
+  return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))

@@ -1,0 +1,144 @@
+"""The NTM cell (Graves et al. 2014, Fig. 1) on ONE unbatched time step.
+
+`ntm_jax.models.api.apply` runs it over time with `jax.lax.scan` and over the
+batch with `jax.vmap`. `NTM` is the model protocol's entry for this cell
+(`ntm_jax.models.base.Model`).
+"""
+from typing import Any, NamedTuple, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ntm_jax.config import NTMConfig
+import ntm_jax.models.addressing as addressing
+import ntm_jax.models.flops as flops
+import ntm_jax.models.heads as heads
+import ntm_jax.models.memory as memory_ops
+from ntm_jax.models.controllers import FeedForwardController, LSTMController
+
+_RANDOM_MEMORY_SCALE = 0.1
+
+
+class NTMState(NamedTuple):
+  """Recurrent state of one NTM between time steps."""
+  # The memory stored by columns, the transpose of the paper's N x M matrix:
+  # the layout `ntm_jax.memory` explains (faster on CPUs).
+  memory_columns: jax.Array  # [M, N]
+  read_weights: jax.Array    # [R, N]
+  write_weights: jax.Array   # [W, N]
+  read_vectors: jax.Array    # [R, M]
+  controller: Any            # controller carry
+
+  @property
+  def memory(self) -> jax.Array:
+    """[N, M]: the memory in the paper's layout, a row per location."""
+    return self.memory_columns.T
+
+
+_address_heads = jax.vmap(addressing.address_columns,
+                          in_axes=(None, 0, 0, 0, 0, 0, 0))
+
+
+class NTMCell(nn.Module):
+  """One time step of a Neural Turing Machine (Graves et al. 2014, Fig. 1)."""
+  config: NTMConfig
+
+  def setup(self):
+    c = self.config
+    if c.controller == "ff":
+      self.controller = FeedForwardController(
+          hidden_sizes=(c.controller_size,) * c.controller_layers,
+          activation=c.controller_activation)
+    else:
+      self.controller = LSTMController(size=c.controller_size, layers=c.controller_layers)
+    self.head_layer = nn.Dense(heads.head_output_size(c), name="heads")
+    self.output_layer = nn.Dense(c.output_size, name="output")
+    # Learned bias for the first step's read vectors (the paper's "bias values").
+    self.initial_read = self.param("initial_read", nn.initializers.normal(0.1),
+                                   (c.read_heads, c.memory_width))
+    if c.memory_init == "learned":
+      self.learned_memory = self.param(
+          "initial_memory", nn.initializers.normal(0.1),
+          (c.memory_rows, c.memory_width))
+
+  def initial_memory(self, memory_size: int, rng=None) -> jax.Array:
+    """[memory_size, M]. Rows past a learned init's N use the constant init."""
+    c = self.config
+    shape = (memory_size, c.memory_width)
+    if c.memory_init == "random":
+      # A fresh draw per sequence from `rng` (the engine passes a key per
+      # step and sequence); without one, a fixed draw, for inference.
+      rng = jax.random.PRNGKey(0) if rng is None else rng
+      return _RANDOM_MEMORY_SCALE * jax.random.normal(rng, shape)
+    constant = jnp.full(shape, c.memory_init_value, jnp.float32)
+    if c.memory_init == "learned":
+      rows = min(memory_size, c.memory_rows)
+      return constant.at[:rows].set(self.learned_memory[:rows])
+    return constant
+
+  def initial_state(self, memory_size: int, rng=None) -> NTMState:
+    c = self.config
+    # Every head starts focused on row 0: independent of N, so trained
+    # parameters run unchanged on a larger memory.
+    start = jax.nn.one_hot(0, memory_size)
+    return NTMState(
+        memory_columns=self.initial_memory(memory_size, rng).T,
+        read_weights=jnp.tile(start, (c.read_heads, 1)),
+        write_weights=jnp.tile(start, (c.write_heads, 1)),
+        read_vectors=self.initial_read,
+        controller=self.controller.initial_carry())
+
+  def __call__(self, state: NTMState, x: jax.Array):
+    """One step. x: [input_size] -> (new state, (logits [output_size], trace))."""
+    c = self.config
+    controller_input = jnp.concatenate([x, state.read_vectors.reshape(-1)])
+    controller_carry, hidden = self.controller(state.controller, controller_input)
+    read, write, vectors = heads.split_head_outputs(self.head_layer(hidden), c)
+
+    # Write first, then read, so a value can be read back on the step it is
+    # written (the copy task's output phase needs no extra delay step).
+    write_weights = _address_heads(state.memory_columns, state.write_weights, *write)
+    columns = memory_ops.write_heads_columns(
+        state.memory_columns, write_weights, vectors.erase, vectors.add)
+    read_weights = _address_heads(columns, state.read_weights, *read)
+    read_vectors = memory_ops.read_heads_columns(columns, read_weights)  # [R, M]
+
+    logits = self.output_layer(jnp.concatenate([hidden, read_vectors.reshape(-1)]))
+    new_state = NTMState(columns, read_weights, write_weights, read_vectors,
+                         controller_carry)
+    trace = {"read_weights": read_weights, "write_weights": write_weights,
+             "memory": columns.T}  # [N, M], the paper's layout
+    return new_state, (logits, trace)
+
+  def init_all(self, memory_size: int, x: jax.Array):
+    return self(self.initial_state(memory_size), x)
+
+
+
+
+class NTM:
+  """The NTM's entry in the model protocol (`ntm_jax.models.base.Model`)."""
+  config_class = NTMConfig
+  cell_class = NTMCell
+  # On a CPU a device runs its seeds this many at a time: a group's
+  # memories, activations and optimizer state then stay in the core's cache.
+  cpu_seeds_per_group = 4
+
+  @staticmethod
+  def memory_rows(config: NTMConfig) -> Optional[int]:
+    return config.memory_rows
+
+  @staticmethod
+  def check_memory_size(config: NTMConfig, memory_size: int) -> None:
+    if memory_size < config.shift_range:
+      raise ValueError(f"memory_size {memory_size} is smaller than shift_range "
+                       f"{config.shift_range}")
+
+  @staticmethod
+  def forward_flops(config: NTMConfig, memory_size: Optional[int] = None) -> dict:
+    return flops.ntm_forward_flops(config, memory_size)
+
+  @staticmethod
+  def dense_flops(config: NTMConfig) -> int:
+    return flops.ntm_dense_flops(config)

@@ -1,0 +1,175 @@
+"""One seed's training: its state, one optimisation step, and a chunk of
+steps followed by an evaluation and the convergence bookkeeping.
+
+Everything here works on ONE seed's `TrainState`; `layout.make_seed_parallel`
+vmaps it over a leading seed axis. Python runs once per chunk, never per step.
+"""
+from typing import Any, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from ntm_jax import models
+from ntm_jax.config import TrainConfig
+from ntm_jax.tasks import base as task_base
+import ntm_jax.training.evaluate as evaluate
+from ntm_jax.training.optimizer import curriculum_length, learning_rate_scale, make_optimizer
+
+
+@flax.struct.dataclass
+class TrainState:
+  """One seed's training state. Under the engine every leaf gains a leading
+  seed axis [S, ...]."""
+  params: Any
+  opt_state: Any
+  best_params: Any          # params at the best evaluation so far
+  rng: jax.Array            # PRNG key
+  step: jax.Array           # [] int32, steps taken
+  learning_rate: jax.Array  # [] float32: per seed, so a grid is one more axis
+  diverged: jax.Array       # [] bool: a non-finite loss/gradient/update was seen
+  diverged_step: jax.Array  # [] int32, -1 if never
+  converged_step: jax.Array  # [] int32, -1 unless converged now
+  streak_start: jax.Array   # [] int32, step of the current below-threshold streak
+  below_count: jax.Array    # [] int32, evaluations in a row below threshold
+  above_count: jax.Array    # [] int32, evaluations in a row above threshold
+  collapses: jax.Array      # [] int32, times a converged seed lost it
+  best_eval: jax.Array      # [] float32, lowest eval convergence value seen
+  last_eval: jax.Array      # [] float32, latest eval convergence value
+
+
+def init_state(rng: jax.Array, model_config, config: TrainConfig,
+               learning_rate=None, optimizer: Optional[optax.GradientTransformation] = None
+               ) -> TrainState:
+  """A fresh TrainState for one seed."""
+  init_rng, train_rng = jax.random.split(rng)
+  params = models.init(init_rng, model_config)
+  lr = config.learning_rate if learning_rate is None else learning_rate
+  int0 = jnp.zeros((), jnp.int32)
+  return TrainState(
+      params=params, opt_state=(optimizer or make_optimizer(config)).init(params),
+      best_params=params, rng=train_rng, step=int0,
+      learning_rate=jnp.asarray(lr, jnp.float32),
+      diverged=jnp.zeros((), bool), diverged_step=int0 - 1,
+      converged_step=int0 - 1, streak_start=int0 - 1, below_count=int0,
+      above_count=int0, collapses=int0,
+      best_eval=jnp.asarray(jnp.inf, jnp.float32),
+      last_eval=jnp.asarray(jnp.nan, jnp.float32))
+
+
+def init_states(model_config, config: TrainConfig, num_seeds: Optional[int] = None,
+                optimizer: Optional[optax.GradientTransformation] = None):
+  """TrainStates for seeds config.seed .. config.seed + num_seeds - 1, stacked."""
+  num_seeds = config.seeds if num_seeds is None else num_seeds
+  keys = jax.vmap(jax.random.PRNGKey)(config.seed + jnp.arange(num_seeds))
+  return jax.jit(jax.vmap(
+      lambda k: init_state(k, model_config, config, optimizer=optimizer)))(keys)
+
+
+def _tree_all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]
+  return jnp.all(jnp.stack(leaves))
+
+
+def _tree_where(condition, on_true, on_false):
+  return jax.tree_util.tree_map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
+
+
+def train_step(state: TrainState, task, model_config, config: TrainConfig,
+               optimizer: Optional[optax.GradientTransformation] = None):
+  """One optimisation step of one seed: (state, metrics) -> (state, metrics).
+
+  optimizer: None for the config's (its update is a direction, scaled here
+  by the seed's learning rate and schedule); or any optax transformation,
+  whose updates are applied as they are (it carries its own learning rate).
+
+  A seed whose loss, gradients or updated parameters are non-finite is marked
+  diverged and frozen: its update is skipped from then on, so it can never
+  poison the other seeds sharing the program.
+  """
+  rng, length_rng, data_rng = jax.random.split(state.rng, 3)
+  longest = curriculum_length(state.step, config)
+  lengths = jax.random.randint(length_rng, (config.batch_size,),
+                               config.min_length, longest + 1)
+  inputs, targets, mask = task.sample(data_rng, config.batch_size, lengths,
+                                      config.max_length)
+
+  def loss_fn(params):
+    logits, _ = models.apply(params, inputs, model_config,
+                             rng=jax.random.fold_in(data_rng, 1))
+    metrics = task_base.sequence_metrics(task, logits, targets, mask)
+    return jnp.mean(metrics["bits"]), jnp.mean(metrics["bit_errors"])
+
+  (loss, bit_errors), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  if optimizer is None:
+    direction, opt_state = make_optimizer(config).update(grads, state.opt_state, state.params)
+    learning_rate = state.learning_rate * learning_rate_scale(state.step, config)
+    params = jax.tree_util.tree_map(lambda p, d: p - learning_rate * d,
+                                    state.params, direction)
+  else:
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+  healthy = (~state.diverged & jnp.isfinite(loss) & _tree_all_finite(grads)
+             & _tree_all_finite(params))
+  newly_diverged = ~state.diverged & ~healthy
+  state = state.replace(
+      params=_tree_where(healthy, params, state.params),
+      opt_state=_tree_where(healthy, opt_state, state.opt_state),
+      rng=rng, step=state.step + 1,
+      diverged=state.diverged | newly_diverged,
+      diverged_step=jnp.where(newly_diverged, state.step, state.diverged_step))
+  metrics = {"loss": loss, "bit_errors": bit_errors,
+             "grad_norm": optax.tree.norm(grads), "train_length": longest}
+  return state, metrics
+
+
+def _update_convergence(state: TrainState, eval_errors, config: TrainConfig) -> TrainState:
+  """Per-seed bookkeeping after an evaluation at state.step; `eval_errors`
+  is the task's convergence value (see `convergence_value`)."""
+  below = eval_errors < config.converge_threshold  # NaN compares False
+  streak_start = jnp.where(below & (state.below_count == 0), state.step, state.streak_start)
+  below_count = jnp.where(below, state.below_count + 1, 0)
+  above_count = jnp.where(below, 0, state.above_count + 1)
+  was_converged = state.converged_step >= 0
+  becomes = ~was_converged & (below_count >= config.converge_patience)
+  loses = was_converged & (above_count >= config.converge_patience)
+  converged_step = jnp.where(becomes, streak_start,
+                             jnp.where(loses, -1, state.converged_step))
+  # `<=`: among equally good evaluations keep the latest, most trained params.
+  improved = jnp.isfinite(eval_errors) & (eval_errors <= state.best_eval)
+  return state.replace(
+      streak_start=streak_start, below_count=below_count, above_count=above_count,
+      converged_step=converged_step,
+      collapses=state.collapses + loses.astype(jnp.int32),
+      best_eval=jnp.where(improved, eval_errors, state.best_eval),
+      best_params=_tree_where(improved, state.params, state.best_params),
+      last_eval=eval_errors)
+
+
+def train_chunk(state: TrainState, task, model_config, config: TrainConfig,
+                optimizer: Optional[optax.GradientTransformation] = None):
+  """eval_every steps, then an evaluation on fresh training-length data.
+
+  One seed; returns (state, step_metrics {name: [eval_every]}, eval_metrics).
+  """
+  def body(state, _):
+    return train_step(state, task, model_config, config, optimizer)
+
+  state, step_metrics = jax.lax.scan(body, state, None, length=config.eval_every)
+  eval_rng, rng = jax.random.split(state.rng)
+  # Uniform over the training lengths: the convergence criterion.
+  lengths = jnp.arange(config.min_length, config.max_length + 1)
+  per_length = max(1, -(-config.eval_batch // lengths.shape[0]))
+  per_length_metrics = evaluate.evaluate_padded(state.params, eval_rng, task, model_config,
+                                       lengths, per_length, config.max_length, None)
+  means = {name: jnp.mean(value) for name, value in per_length_metrics.items()}
+  value = evaluate.convergence_value(task, means)
+  state = _update_convergence(state.replace(rng=rng), value, config)
+  eval_metrics = {"eval_loss": means["bits"], "eval_bit_errors": means["bit_errors"]}
+  if "optimal_bits" in means:
+    eval_metrics["eval_optimal_bits"] = means["optimal_bits"]
+    eval_metrics["eval_excess_bits"] = value
+  return state, step_metrics, eval_metrics
+
+
