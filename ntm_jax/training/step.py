@@ -24,18 +24,22 @@ class TrainState:
   seed axis [S, ...]."""
   params: Any
   opt_state: Any
-  best_params: Any          # params at the best evaluation so far
+  best_params: Any          # params at the best evaluation so far (see
+                            # `_update_convergence` for what "best" means)
   rng: jax.Array            # PRNG key
   step: jax.Array           # [] int32, steps taken
   learning_rate: jax.Array  # [] float32: per seed, so a grid is one more axis
   diverged: jax.Array       # [] bool: a non-finite loss/gradient/update was seen
   diverged_step: jax.Array  # [] int32, -1 if never
   converged_step: jax.Array  # [] int32, -1 unless converged now
+  first_converged_step: jax.Array  # [] int32, start of the first streak that converged
   streak_start: jax.Array   # [] int32, step of the current below-threshold streak
   below_count: jax.Array    # [] int32, evaluations in a row below threshold
   above_count: jax.Array    # [] int32, evaluations in a row above threshold
   collapses: jax.Array      # [] int32, times a converged seed lost it
-  best_eval: jax.Array      # [] float32, lowest eval convergence value seen
+  best_eval: jax.Array      # [] float32, convergence value of best_params' evaluation
+  best_cost: jax.Array      # [] float32, eval cost in bits of best_params' evaluation
+  best_step: jax.Array      # [] int32, step best_params were evaluated at, -1 if never
   last_eval: jax.Array      # [] float32, latest eval convergence value
 
 
@@ -52,9 +56,10 @@ def init_state(rng: jax.Array, model_config, config: TrainConfig,
       best_params=params, rng=train_rng, step=int0,
       learning_rate=jnp.asarray(lr, jnp.float32),
       diverged=jnp.zeros((), bool), diverged_step=int0 - 1,
-      converged_step=int0 - 1, streak_start=int0 - 1, below_count=int0,
-      above_count=int0, collapses=int0,
+      converged_step=int0 - 1, first_converged_step=int0 - 1, streak_start=int0 - 1,
+      below_count=int0, above_count=int0, collapses=int0,
       best_eval=jnp.asarray(jnp.inf, jnp.float32),
+      best_cost=jnp.asarray(jnp.inf, jnp.float32), best_step=int0 - 1,
       last_eval=jnp.asarray(jnp.nan, jnp.float32))
 
 
@@ -124,9 +129,23 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
   return state, metrics
 
 
-def _update_convergence(state: TrainState, eval_errors, config: TrainConfig) -> TrainState:
-  """Per-seed bookkeeping after an evaluation at state.step; `eval_errors`
-  is the task's convergence value (see `convergence_value`)."""
+def _update_convergence(state: TrainState, eval_errors, config: TrainConfig,
+                        eval_cost=None) -> TrainState:
+  """Per-seed bookkeeping after an evaluation at state.step.
+
+  Args:
+    eval_errors: the task's convergence value (see `convergence_value`).
+    eval_cost: the evaluation's mean cost in bits per sequence (None: the
+      same as eval_errors).
+
+  The best parameters are those of the evaluation with the lowest
+  convergence value, ties broken by the lower cost in bits; only a strict
+  improvement replaces them. Bit errors on a few dozen sequences are often
+  exactly 0 for many evaluations in a row, and keeping the latest of those
+  let a seed sliding into a collapse replace good parameters with worse
+  ones; the cost in bits is continuous and rises before errors appear.
+  """
+  eval_cost = eval_errors if eval_cost is None else eval_cost
   below = eval_errors < config.converge_threshold  # NaN compares False
   streak_start = jnp.where(below & (state.below_count == 0), state.step, state.streak_start)
   below_count = jnp.where(below, state.below_count + 1, 0)
@@ -136,11 +155,16 @@ def _update_convergence(state: TrainState, eval_errors, config: TrainConfig) -> 
   loses = was_converged & (above_count >= config.converge_patience)
   converged_step = jnp.where(becomes, streak_start,
                              jnp.where(loses, -1, state.converged_step))
-  # `<=`: among equally good evaluations keep the latest, most trained params.
-  improved = jnp.isfinite(eval_errors) & (eval_errors <= state.best_eval)
+  improved = jnp.isfinite(eval_errors) & jnp.isfinite(eval_cost) & (
+      (eval_errors < state.best_eval)
+      | ((eval_errors == state.best_eval) & (eval_cost < state.best_cost)))
   return state.replace(
       streak_start=streak_start, below_count=below_count, above_count=above_count,
       converged_step=converged_step,
+      first_converged_step=jnp.where(becomes & (state.first_converged_step < 0),
+                                     streak_start, state.first_converged_step),
+      best_cost=jnp.where(improved, eval_cost, state.best_cost),
+      best_step=jnp.where(improved, state.step, state.best_step),
       collapses=state.collapses + loses.astype(jnp.int32),
       best_eval=jnp.where(improved, eval_errors, state.best_eval),
       best_params=_tree_where(improved, state.params, state.best_params),
@@ -165,7 +189,7 @@ def train_chunk(state: TrainState, task, model_config, config: TrainConfig,
                                        lengths, per_length, config.max_length, None)
   means = {name: jnp.mean(value) for name, value in per_length_metrics.items()}
   value = evaluate.convergence_value(task, means)
-  state = _update_convergence(state.replace(rng=rng), value, config)
+  state = _update_convergence(state.replace(rng=rng), value, config, means["bits"])
   eval_metrics = {"eval_loss": means["bits"], "eval_bit_errors": means["bit_errors"]}
   if "optimal_bits" in means:
     eval_metrics["eval_optimal_bits"] = means["optimal_bits"]

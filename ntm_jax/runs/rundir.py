@@ -1,0 +1,102 @@
+"""The run directory on disk: where it is, its config.json, metrics.jsonl and
+summary.json (one reader and one writer each).
+
+    <out_dir>/config.json     the ExperimentConfig (`ExperimentConfig.to_json`)
+    <out_dir>/metrics.jsonl   a row per training step, lists over seeds
+    <out_dir>/summary.json    per seed and aggregate results (`summary.py`)
+    <out_dir>/checkpoints/    orbax (`checkpoints.py`)
+    <out_dir>/plots/          PNGs (`ntm_jax.analysis.inspection`)
+"""
+import datetime
+import json
+import os
+from typing import Optional
+
+from ntm_jax.config import ExperimentConfig, load_json
+
+
+def default_out_dir(task: str) -> str:
+  return os.path.join("runs", task, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+
+
+def config_path(out_dir: str) -> str:
+  return os.path.join(out_dir, "config.json")
+
+
+def saved_config(out_dir: str) -> ExperimentConfig:
+  """The ExperimentConfig a run directory was started with (its config.json)."""
+  path = config_path(out_dir)
+  if not os.path.exists(path):
+    raise ValueError(f"{out_dir} holds no run to resume or read (no config.json)")
+  return ExperimentConfig.from_json(load_json(path), where=path)
+
+
+def load_summary(out_dir: str) -> Optional[dict]:
+  """summary.json's content, or None for a run that has not finished."""
+  path = os.path.join(out_dir, "summary.json")
+  if not os.path.exists(path):
+    return None
+  return load_json(path)
+
+
+def read_metrics(path: str, keep_through_step: Optional[int] = None) -> list:
+  """metrics.jsonl's rows as (dict, line) pairs: a line cut short by a crash
+  ends the file, and so does the first row past keep_through_step."""
+  rows = []
+  if not os.path.exists(path):
+    return rows
+  with open(path) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError:
+        break  # a line cut by a crash: drop it and everything after
+      if keep_through_step is not None and row["step"] > keep_through_step:
+        break
+      rows.append((row, line if line.endswith("\n") else line + "\n"))
+  return rows
+
+
+def load_metrics(out_dir: str) -> list:
+  """metrics.jsonl as a list of dicts."""
+  path = os.path.join(out_dir, "metrics.jsonl")
+  if not os.path.exists(path):
+    raise ValueError(f"{out_dir} has no metrics.jsonl")
+  return [row for row, _ in read_metrics(path)]
+
+
+class MetricsFile:
+  """metrics.jsonl: one line per training step, lists over seeds."""
+
+  def __init__(self, path: str, keep_through_step: int):
+    self.path = path
+    kept = [line for _, line in read_metrics(path, keep_through_step)]
+    with open(path, "w") as f:
+      f.writelines(kept)
+    self.file = open(path, "a")
+
+  def write(self, rows) -> None:
+    self.file.writelines(json.dumps(row) + "\n" for row in rows)
+    self.file.flush()
+
+  def close(self) -> None:
+    self.file.close()
+
+
+class NoMetricsFile:
+  """metrics.jsonl on every host but the first: nothing to write."""
+
+  def write(self, rows) -> None:
+    pass
+
+  def close(self) -> None:
+    pass
+
+
+def write_json(path: str, data) -> None:
+  """Write-then-rename, so a crash never leaves a half-written file."""
+  with open(path + ".tmp", "w") as f:
+    json.dump(data, f, indent=2)
+  os.replace(path + ".tmp", path)
+
+
