@@ -1,14 +1,15 @@
 """Weights & Biases backend for the engine's logging interface.
 
 Never blocks or fails a run. "online" with no credentials, or with a W&B
-server that cannot be reached (checked with a short TCP connect) or does not
-answer within `init_timeout`, falls back to "offline"; an offline init that
-fails too means no W&B for this run. Each fallback is announced in one line.
+server that gives no HTTP answer within `connect_timeout`, or whose online
+init does not finish within what is left of `online_budget` (7 s from the
+start), falls back to "offline"; an offline init that fails too means no W&B
+for this run. Each fallback is announced in one line.
 `wandb` is imported only when a logger starts, so `import ntm_jax` stays light.
 """
 import os
-import socket
 import threading
+import time
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
@@ -47,10 +48,14 @@ def _has_credentials(base_url: str) -> bool:
 
 
 def _unreachable(base_url: str, timeout: float) -> Optional[str]:
-  """Why a TCP connection to the W&B server fails within `timeout`, or None.
+  """Why the W&B server gives no HTTP answer within `timeout`, or None.
 
-  Runs in a thread so a slow DNS lookup is bounded too. Skipped (None) behind
-  an HTTP(S) proxy, where only wandb knows the way out.
+  A TCP connect is not enough: a server (or a firewall, or a stuck proxy)
+  that accepts connections and never replies would pass it and then hold
+  wandb.init until its own, much longer, timeout. So this sends a HEAD
+  request and waits for any status line (any status counts as an answer).
+  Runs in a thread so a slow DNS lookup or TLS handshake is bounded too.
+  Skipped (None) behind an HTTP(S) proxy, where only wandb knows the way out.
   """
   if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
                                       "http_proxy", "ALL_PROXY", "all_proxy")):
@@ -62,14 +67,21 @@ def _unreachable(base_url: str, timeout: float) -> Optional[str]:
   port = parts.port or (443 if parts.scheme == "https" else 80)
   outcome = []
 
-  def connect():
+  def ask():
+    import http.client
+    kind = (http.client.HTTPSConnection if parts.scheme == "https"
+            else http.client.HTTPConnection)
+    connection = kind(host, port, timeout=timeout)
     try:
-      socket.create_connection((host, port), timeout=timeout).close()
+      connection.request("HEAD", "/")
+      connection.getresponse()
       outcome.append(None)
-    except OSError as error:
+    except (OSError, http.client.HTTPException) as error:
       outcome.append(f"{type(error).__name__}: {error}")
+    finally:
+      connection.close()
 
-  thread = threading.Thread(target=connect, daemon=True)
+  thread = threading.Thread(target=ask, daemon=True)
   thread.start()
   thread.join(timeout)
   if not outcome:
@@ -115,7 +127,7 @@ class WandbLogger:
   def __init__(self, mode: str = "offline", project: Optional[str] = None,
                entity: Optional[str] = None, name: Optional[str] = None,
                log: Callable[[str], None] = print, init_timeout: float = 30.0,
-               connect_timeout: float = 5.0):
+               connect_timeout: float = 3.0, online_budget: float = 7.0):
     if mode not in MODES:
       raise ValueError(f"unknown W&B mode {mode!r}; choose one of {MODES}")
     self.mode = mode
@@ -124,6 +136,9 @@ class WandbLogger:
     self.name = name
     self.log = log
     self.init_timeout = init_timeout
+    # Seconds from start() until an online init that has not finished gives
+    # way to offline; the offline init after it takes about a second more.
+    self.online_budget = online_budget
     self.connect_timeout = connect_timeout
     self.run = None
     self.base_seed = 0
@@ -146,14 +161,18 @@ class WandbLogger:
     self.out_dir = out_dir
     if self.mode == "off":
       return
+    began = time.monotonic()
     import wandb
     mode = self._online_or_offline() if self.mode == "online" else self.mode
-    # Never prompt, never capture the console; bounded waits everywhere.
-    settings = wandb.Settings(silent=True, console="off", init_timeout=self.init_timeout,
-                              login_timeout=self.init_timeout, x_disable_stats=True,
-                              disable_git=True)
     in_sweep = bool(os.environ.get("WANDB_SWEEP_ID"))  # the sweep names the project
     for attempt in (mode, "offline") if mode == "online" else (mode,):
+      timeout = self.init_timeout
+      if attempt == "online":  # a server that answers the probe but stalls
+        timeout = max(1.0, min(timeout, self.online_budget - (time.monotonic() - began)))
+      # Never prompt, never capture the console; bounded waits everywhere.
+      settings = wandb.Settings(silent=True, console="off", init_timeout=timeout,
+                                login_timeout=timeout, x_disable_stats=True,
+                                disable_git=True)
       try:
         self.run = wandb.init(
             project=None if in_sweep else self.project,
