@@ -100,3 +100,28 @@ def write_json(path: str, data) -> None:
   os.replace(path + ".tmp", path)
 
 
+
+
+def check_out_dir(out_dir: str, flag: str = "--out_dir") -> None:
+  """Raises ValueError (one line, naming `flag`) unless `out_dir` can take a
+  run's files: it is a directory, or does not exist yet, and it (or the
+  nearest ancestor that exists) can be written. Checked before any work
+  starts, so a bad path costs nothing; a failed check creates nothing.
+  """
+  import tempfile
+  path = os.path.abspath(out_dir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ValueError(f"{flag} {out_dir} exists and is not a directory")
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise ValueError(f"{flag} {out_dir}: {existing} is not a directory")
+  # os.access trusts permission bits, which root ignores and /proc, /sys or
+  # a read-only mount override: only creating something answers. An empty
+  # directory made and removed at once leaves nothing behind.
+  try:
+    os.rmdir(tempfile.mkdtemp(prefix=".write_check_", dir=existing))
+  except OSError as error:
+    raise ValueError(f"{flag} {out_dir}: cannot write to {existing} "
+                     f"({error.strerror or error})") from None
