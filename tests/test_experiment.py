@@ -1,44 +1,33 @@
 """End to end through ntm_jax.runs.engine.run and the experiments.copy CLI.
 
-Every run here uses one tiny configuration (2 seeds, 200 steps), so each
-costs a few seconds, nearly all of it compiling the training chunk.
+Every run here uses conftest's TINY_EXPERIMENT (2 seeds, 200 steps), so each
+costs a few seconds, nearly all of it compiling the training chunk. The
+uninterrupted run the others are compared with is conftest's shared
+`tiny_run`; tests that train runs of their own are marked slow.
 """
 import dataclasses
 import json
 import os
-import subprocess
-import sys
-import time
+import pathlib
 
 import jax
-import ntm_jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntm_jax import NTMConfig
 import ntm_jax.runs.engine as experiment
 import ntm_jax.training as train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS, EVAL_EVERY = 200, 50
-CONFIG = experiment.ExperimentConfig(
-    task="copy", task_options=(("bits", 3),),
-    model=NTMConfig(input_size=4, output_size=3, controller_size=16, memory_rows=8,
-                    memory_width=4),
-    train=train.TrainConfig(seeds=2, steps=STEPS, batch_size=2, max_length=3,
-                            eval_every=EVAL_EVERY, test_lengths=(2, 6),
-                            test_memory_size=16),
-    checkpoint_every=50)
+from conftest import TINY_EXPERIMENT as CONFIG
+from conftest import run_python
+
+STEPS, EVAL_EVERY = CONFIG.train.steps, CONFIG.train.eval_every
 PER_SEED = ("loss", "bit_errors", "grad_norm")
 EVALS = ("eval_loss", "eval_bit_errors")
 
 
-def _run(config, out_dir, plots=False, **kwargs):
-  summary = experiment.run(config, str(out_dir), progress=False, log=lambda _: None, **kwargs)
-  if plots:
-    ntm_jax.api.draw_plots(str(out_dir), summary)
-  return summary
+def _run(config, out_dir, **kwargs):
+  return experiment.run(config, str(out_dir), progress=False, log=lambda _: None, **kwargs)
 
 
 def _padded_seeds(config):
@@ -90,11 +79,10 @@ def _assert_trees_equal(a, b):
     np.testing.assert_array_equal(x, y)
 
 
-@pytest.fixture(scope="module")
-def run_a(tmp_path_factory):
-  """One uninterrupted run (with its plots), shared by the module."""
-  out_dir = tmp_path_factory.mktemp("run_a")
-  return out_dir, _run(CONFIG, out_dir, plots=True)
+@pytest.fixture
+def run_a(tiny_run):
+  """The shared uninterrupted run of CONFIG (with its plots); read-only."""
+  return pathlib.Path(tiny_run.out_dir), tiny_run.summary
 
 
 # The run directory -----------------------------------------------------------
@@ -201,6 +189,7 @@ def _interrupt_on_call(monkeypatch, n):
 
 # checkpoint_every=50 has the step-100 checkpoint on disk already; with 200
 # only the runner's on-the-way-out save (its `finally`) keeps step 100.
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoint_every", [50, 200])
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(
     run_a, tmp_path, monkeypatch, checkpoint_every):
@@ -239,6 +228,7 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(
   assert _metric_lines(b_dir) == _metric_lines(a_dir)
 
 
+@pytest.mark.slow
 def test_resume_with_more_steps_extends_a_finished_run_to_match_one_longer_run(
     run_a, tmp_path):
   a_dir, a_summary = run_a
@@ -262,6 +252,7 @@ def test_resume_with_more_steps_extends_a_finished_run_to_match_one_longer_run(
 # Divergence ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_diverged_seed_is_reported_and_the_other_seed_is_untouched(run_a, tmp_path):
   a_dir, _ = run_a
   states = train.init_states(CONFIG.model, CONFIG.train, _padded_seeds(CONFIG))
@@ -298,6 +289,7 @@ def test_a_diverged_seed_is_reported_and_the_other_seed_is_untouched(run_a, tmp_
 # Bad input stops before anything compiles ------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag,word", [
     ("--seeds=0", "seeds"),
     ("--shift_range=2", "shift_range"),
@@ -306,13 +298,8 @@ def test_a_diverged_seed_is_reported_and_the_other_seed_is_untouched(run_a, tmp_
 ])
 def test_bad_flags_exit_with_one_line_before_training(flag, word, tmp_path):
   out_dir = tmp_path / "run"
-  began = time.monotonic()
-  result = subprocess.run(
-      [sys.executable, "-m", "experiments.copy", flag, f"--out_dir={out_dir}",
-       "--wandb=off", "--noprogress"],
-      cwd=ROOT, capture_output=True, text=True, timeout=20,
-      env=dict(os.environ, PYTHONPATH=ROOT))
-  assert time.monotonic() - began < 20
+  result = run_python("-m", "experiments.copy", flag, f"--out_dir={out_dir}", "--wandb=off",
+                      "--noprogress")
   assert result.returncode != 0
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1, result.stderr[-2000:]

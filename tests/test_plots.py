@@ -1,5 +1,4 @@
-"""Every plot writes a PNG of the documented pixel size, with no display."""
-import matplotlib
+"""Every plot writes a non-blank PNG of the documented pixel size."""
 import matplotlib.image
 import numpy as np
 import pytest
@@ -25,10 +24,6 @@ def _summary():
                         "test_memory_size": 128}}
 
 
-def test_drawing_needs_no_display():
-  assert matplotlib.get_backend().lower() == "agg"
-
-
 def test_used_rows_is_the_smallest_circular_span_any_head_touched():
   w = np.zeros((T, 2, N))
   w[2, 0, 3] = 1.0
@@ -50,7 +45,7 @@ def test_head_weightings_png(tmp_path, rows):
                                read, write, str(tmp_path / "sub" / "h.png"), rows=rows,
                                title="test")
   assert path == str(tmp_path / "sub" / "h.png")
-  assert _size(path) == plots.pixel_size("head_weightings") == (1200, 900)
+  assert _size(path) == (1200, 900)
   with pytest.raises(ValueError, match="rows"):
     plots.head_weightings(rng.random((T, 5)), rng.random((T, 4)), rng.random((T, 4)),
                           read, write, str(tmp_path / "x.png"), rows="some")
@@ -58,8 +53,7 @@ def test_head_weightings_png(tmp_path, rows):
 
 def test_memory_matrix_png(tmp_path):
   memory = np.random.default_rng(1).normal(size=(T, N, M))
-  expected = plots.pixel_size("memory_matrix")
-  assert expected == (1200, 500)
+  expected = (1200, 500)
   assert _size(plots.memory_matrix(memory, [0, 4, 8], str(tmp_path / "m.png"))) == expected
   assert _size(plots.memory_matrix(memory, [2, -1], str(tmp_path / "r.png"),
                                    rows=[10, 11, 0, 1])) == expected
@@ -70,7 +64,7 @@ def test_learning_curves_png(tmp_path):
   rows = [{"step": s, "loss": [1.0] * 4} for s in (1, 2)]
   rows += [{"step": s, "eval_loss": [10.0 / s, 5.0, None, 0.0]} for s in (3, 4, 5)]
   path = plots.learning_curves(rows, _summary(), str(tmp_path / "l.png"))
-  assert _size(path) == plots.pixel_size("learning_curves") == (1000, 600)
+  assert _size(path) == (1000, 600)
   assert _size(plots.learning_curves(rows, _summary(), str(tmp_path / "t.png"),
                                      key="loss")) == (1000, 600)
 
@@ -82,9 +76,9 @@ def test_steps_to_converge_png(tmp_path, converged):
     for seed in summary["seeds"]:
       seed["converged_step"] = None
   path = plots.steps_to_converge(summary, str(tmp_path / "s.png"), total_steps=500)
-  assert _size(path) == plots.pixel_size("steps_to_converge") == (1200, 500)
+  assert _size(path) == (1200, 500)
 
 
 def test_generalisation_png_with_two_models(tmp_path):
   path = plots.generalisation({"NTM": _summary(), "LSTM": _summary()}, str(tmp_path / "g.png"))
-  assert _size(path) == plots.pixel_size("generalisation") == (1000, 600)
+  assert _size(path) == (1000, 600)

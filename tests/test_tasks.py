@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntm_jax.tasks import TASKS, CopyTask, make_task
+from ntm_jax.tasks import CopyTask, make_task
 
 BITS = 3
 MAX_LENGTH = 5
@@ -114,7 +114,6 @@ def test_task_sizes_and_registry():
   assert (task.input_size, task.output_size) == (7, 6)
   assert task.sequence_steps(10) == 21
   assert task.memory_needed(10) == 10
-  assert TASKS["copy"] is CopyTask
   assert make_task("copy", bits=3) == CopyTask(bits=3)
   with pytest.raises(ValueError, match="unknown task 'nope'"):
     make_task("nope")

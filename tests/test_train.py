@@ -196,7 +196,6 @@ def test_a_diverged_seed_is_frozen_and_isolated(chunk, initial_states):
   assert jax.device_get(clean.diverged).tolist() == [False, False, False]
   assert jax.device_get(bad.diverged).tolist() == [False, True, False]
   diverged_step = jax.device_get(bad.diverged_step).tolist()
-  assert diverged_step[1] >= 0
   assert diverged_step[1] == 0  # the very first update is infinite
   assert diverged_step[0] == diverged_step[2] == -1
   assert jax.device_get(bad.step).tolist() == [5, 5, 5]
