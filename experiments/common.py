@@ -65,6 +65,8 @@ def define_flags(**defaults) -> None:
   flags.DEFINE_string("out_dir", None, "Run directory (default runs/<task>/<timestamp>).")
   flags.DEFINE_bool("resume", False, "Continue the run in --out_dir from its last checkpoint "
                     "(its config.json wins; --steps, if given, extends the run).")
+  flags.DEFINE_bool("overwrite", False, "Replace the run already in --out_dir (its files are "
+                    "deleted); without it or --resume such a directory is refused.")
   flags.DEFINE_integer("devices", None, "Devices sharing the seeds (default: all local).")
   flags.DEFINE_bool("progress", True, "Show a live progress bar.")
   # Weights & Biases. The default never blocks: off unless WANDB_MODE says.
@@ -119,57 +121,87 @@ def config_from_flags(task_name: str, task_options=()):
   task_options: (name, value) pairs, or a function of FLAGS returning a dict
   (for experiments with task flags of their own).
   """
-  from ntm_jax.runs.engine import validate
-  from ntm_jax.tasks import make_task
-
   if callable(task_options):
     task_options = task_options(FLAGS)
   task_options = tuple(sorted(dict(task_options).items()))
-  task = make_task(task_name, **dict(task_options))
   if FLAGS.model not in config_lib.MODEL_CONFIGS:
     raise ValueError(f"unknown --model {FLAGS.model!r}; choose one of "
                      f"{tuple(config_lib.MODEL_CONFIGS)}")
   model_class = config_lib.MODEL_CONFIGS[FLAGS.model]
-  model = model_class(**_field_values(model_class, input_size=task.input_size,
-                                      output_size=task.output_size))
+  # Every setting is checked before jax loads for the task; the model's
+  # input and output sizes, the task's to give, stand at 1 until then.
+  model = model_class(**_field_values(model_class, input_size=1, output_size=1))
   train = config_lib.TrainConfig(**_field_values(config_lib.TrainConfig))
   config = config_lib.ExperimentConfig(
       task=task_name, model=model, train=train, task_options=task_options,
       **{k: v for k, v in _field_values(config_lib.ExperimentConfig).items()})
+  from ntm_jax.runs.engine import validate
+  from ntm_jax.tasks import make_task
+  task = make_task(task_name, **dict(task_options))
+  config = dataclasses.replace(config, model=dataclasses.replace(
+      model, input_size=task.input_size, output_size=task.output_size))
   validate(config)
   return config
 
 
+def parse_flags(argv):
+  """absl's flag parsing, with a bad flag as one "error: ..." line (absl's
+  own message takes two lines and a usage hint). For app.run's flags_parser."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as error:
+    sys.exit("error: " + " ".join(str(error).split()))
+
+
+def _check_run_flags(name) -> None:
+  """The run-level flags that need neither jax nor the task."""
+  from ntm_jax.runs.wandb_logger import MODES
+  if FLAGS.wandb not in MODES:
+    raise ValueError(f"unknown --wandb {FLAGS.wandb!r}; choose one of {tuple(MODES)}")
+  if FLAGS.devices is not None and FLAGS.devices < 1:
+    raise ValueError(f"--devices must be >= 1, got {FLAGS.devices}")
+  if FLAGS.resume and FLAGS.overwrite:
+    raise ValueError("--resume and --overwrite exclude each other")
+  if FLAGS.resume and not FLAGS.out_dir:
+    raise ValueError("--resume needs the --out_dir of the run to continue")
+  if not FLAGS.resume and not name:
+    raise ValueError("--task is required: a task name or MODULE:CLASS")
+
+
 def main_for(task_name=None, task_options=()) -> None:
   """Runs the experiment for `task_name` (None: the --task flag's) from the
-  command line."""
+  command line. Every input is checked before anything compiles or touches
+  the disk: a bad one exits with one line "error: ..."."""
   def main(argv):
     if len(argv) > 1:
       sys.exit(f"error: unexpected arguments {argv[1:]}")
     from absl import logging
     logging.set_verbosity(logging.WARNING)  # orbax's info lines would bury the bar
-    from ntm_jax.training import devices
-    devices.use_all_cpu_cores()  # before JAX starts its backend
-    from ntm_jax.training import distributed
-    distributed.initialize_from_env()  # one of several processes? (no-op otherwise)
-    from ntm_jax import api
-    from ntm_jax.runs import engine, rundir
+    from ntm_jax.runs import rundir
     name = task_name or FLAGS.task
     try:
-      from ntm_jax.runs.wandb_logger import MODES
-      if FLAGS.wandb not in MODES:
-        raise ValueError(f"unknown --wandb {FLAGS.wandb!r}; choose one of {tuple(MODES)}")
+      _check_run_flags(name)
       if FLAGS.resume:
-        if not FLAGS.out_dir:
-          raise ValueError("--resume needs the --out_dir of the run to continue")
         # The run's own config.json, not the flags (they may differ).
         config = rundir.saved_config(FLAGS.out_dir)
-      else:
-        if not name:
-          raise ValueError("--task is required: a task name or MODULE:CLASS")
+      from ntm_jax.training import devices
+      devices.use_all_cpu_cores()  # before JAX starts its backend
+      from ntm_jax.training import distributed
+      distributed.initialize_from_env()  # one of several processes? (no-op otherwise)
+      from ntm_jax.runs import ownership
+      if not FLAGS.resume:
         config = config_from_flags(name, task_options)
       out_dir = FLAGS.out_dir or rundir.default_out_dir(config.task.split(":")[-1])
-      from ntm_jax.runs.wandb_logger import WandbLogger
+      if not (FLAGS.resume or FLAGS.overwrite) and ownership.holds_run(out_dir):
+        raise ValueError(f"--out_dir {out_dir} already holds a run: pass --resume to "
+                         "continue it, --overwrite to replace it, or choose another")
+      rundir.check_out_dir(out_dir)
+    except ValueError as error:
+      sys.exit(f"error: {error}")
+    from ntm_jax import api
+    from ntm_jax.runs import engine
+    from ntm_jax.runs.wandb_logger import WandbLogger
+    try:
       loggers = [WandbLogger(FLAGS.wandb, FLAGS.wandb_project, FLAGS.wandb_entity,
                              FLAGS.wandb_name)] if FLAGS.wandb != "off" else []
       # --steps given with --resume extends the run; every other flag is
@@ -177,10 +209,13 @@ def main_for(task_name=None, task_options=()) -> None:
       resume_steps = FLAGS.steps if FLAGS.resume and FLAGS["steps"].present else None
       summary = engine.run(config, out_dir, resume=FLAGS.resume, devices=FLAGS.devices,
                            progress=FLAGS.progress, loggers=loggers,
-                           resume_steps=resume_steps)
+                           resume_steps=resume_steps, overwrite=FLAGS.overwrite)
       if rundir.saved_config(out_dir).plots:
         api.draw_plots(out_dir, summary)
     except ValueError as error:
       sys.exit(f"error: {error}")
+    except engine.RunInterrupted as stopped:  # SIGTERM / SIGINT: saved, then out
+      print(stopped, file=sys.stderr)
+      sys.exit(stopped.exit_code)
     print(f"results in {out_dir}")
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
