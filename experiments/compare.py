@@ -8,8 +8,6 @@ from absl import app
 
 
 def main(argv):
-  if len(argv) < 3:
-    sys.exit("usage: python -m experiments.compare RUN_DIR RUN_DIR [...]")
   import ntm_jax.runs.compare as compare
   try:
     print(compare.format_comparison(compare.at_equal_sequences(argv[1:])))
@@ -18,4 +16,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from experiments.common import parse_flags
+  app.run(main, flags_parser=parse_flags)

@@ -46,26 +46,49 @@ def inspect_pretrained(task_name: str, length=None, memory_size=None, out_dir=No
   return result
 
 
+def _check_inputs(argv) -> None:
+  """Every input, before jax loads: raises ValueError (one line)."""
+  from ntm_jax.runs import rundir
+  for flag in (_LENGTH, _MEMORY):
+    if flag.value is not None and flag.value < 1:
+      raise ValueError(f"--{flag.name} must be >= 1, got {flag.value}")
+  if _PRETRAINED.value:
+    if len(argv) > 1:
+      raise ValueError("give either RUN_DIR or --pretrained, not both")
+    if _SEED.value is not None:
+      raise ValueError("--seed applies to a RUN_DIR; a pretrained model is one seed")
+    import ntm_jax.pretrained as pretrained
+    pretrained.info(_PRETRAINED.value)  # an unknown name: the shipped ones, in one line
+    rundir.check_out_dir(_OUT.value or f"inspect_{_PRETRAINED.value}")
+    return
+  if len(argv) != 2:
+    raise ValueError("usage: python -m experiments.inspect RUN_DIR [--seed K] [--length L] "
+                     "[--memory_size N] | --pretrained TASK [--out_dir DIR]")
+  if _OUT.value:
+    raise ValueError("--out_dir applies to --pretrained; a run's plots go to RUN_DIR/plots")
+  run_dir = argv[1]
+  if not os.path.isdir(run_dir):
+    raise ValueError(f"RUN_DIR {run_dir} is not a directory")
+  if not os.path.exists(rundir.config_path(run_dir)):
+    raise ValueError(f"{run_dir} is not a run directory (no config.json)")
+  seeds = rundir.saved_config(run_dir).train.seeds  # names config.json if it is broken
+  if _SEED.value is not None and not 0 <= _SEED.value < seeds:
+    raise ValueError(f"--seed must be a seed index in [0, {seeds}), got {_SEED.value}")
+  if not os.path.isdir(os.path.join(run_dir, "checkpoints")):
+    raise ValueError(f"{run_dir} has no checkpoints yet: nothing to draw")
+  rundir.check_out_dir(os.path.join(run_dir, "plots"), flag="RUN_DIR's plots folder")
+
+
 def main(argv):
   from absl import logging
   logging.set_verbosity(logging.WARNING)  # orbax's info lines
-  import ntm_jax.analysis.inspection as inspection
   try:
+    _check_inputs(argv)
+    import ntm_jax.analysis.inspection as inspection
     if _PRETRAINED.value:
-      if len(argv) > 1:
-        raise ValueError("give either RUN_DIR or --pretrained, not both")
-      if _SEED.value is not None:
-        raise ValueError("--seed applies to a RUN_DIR; a pretrained model is one seed")
       result = inspect_pretrained(_PRETRAINED.value, _LENGTH.value, _MEMORY.value, _OUT.value)
       what = f"pretrained {_PRETRAINED.value}"
     else:
-      if len(argv) != 2:
-        raise ValueError("usage: python -m experiments.inspect RUN_DIR [--seed K] [--length L] "
-                         "[--memory_size N] | --pretrained TASK [--out_dir DIR]")
-      if _OUT.value:
-        raise ValueError("--out_dir applies to --pretrained; a run's plots go to RUN_DIR/plots")
-      if not os.path.exists(os.path.join(argv[1], "config.json")):
-        raise ValueError(f"{argv[1]} is not a run directory (no config.json)")
       result = inspection.write_run_plots(argv[1], _SEED.value, _LENGTH.value, _MEMORY.value)
       what = f"seed index {result['seed']}"
   except ValueError as error:
@@ -78,4 +101,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from experiments.common import parse_flags
+  app.run(main, flags_parser=parse_flags)

@@ -14,7 +14,6 @@ import json
 import os
 from typing import Optional
 
-from flax import serialization
 
 FOLDER = os.path.dirname(os.path.abspath(__file__))
 
@@ -50,6 +49,7 @@ def load(task: str, folder: str = FOLDER):
   from ntm_jax.config import MODEL_CONFIGS
   data = info(task, folder)
   model_config = MODEL_CONFIGS[data["model_kind"]](**data["model"])
+  from flax import serialization  # here, so listing and info stay light
   with open(os.path.join(folder, f"{task}.msgpack"), "rb") as f:
     params = serialization.msgpack_restore(f.read())
   return model_config, params
@@ -90,6 +90,7 @@ def export(run_dir: str, task: Optional[str] = None, seed: Optional[int] = None,
   params = checkpoints.seed_params(states, seed)
   task = task or config.task
   run_config = config.to_json()
+  from flax import serialization
   os.makedirs(folder, exist_ok=True)
   with open(os.path.join(folder, f"{task}.msgpack"), "wb") as f:
     f.write(serialization.msgpack_serialize(params))

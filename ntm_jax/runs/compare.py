@@ -3,6 +3,8 @@ baseline on one task), from their run directories alone.
 
     python -m experiments.compare runs/copy/ntm_run runs/copy/lstm_run
 """
+import os
+
 import numpy as np
 
 import ntm_jax.runs.rundir as rundir
@@ -24,6 +26,19 @@ def eval_curve(run_dir: str) -> list:
   return curve
 
 
+def check_run_dirs(run_dirs) -> None:
+  """Raises ValueError (one line, naming the directory or file) unless every
+  one is a run directory with a readable config.json and a metrics.jsonl."""
+  if len(run_dirs) < 2:
+    raise ValueError(f"compare needs at least 2 run directories, got {len(run_dirs)}")
+  for run in run_dirs:
+    if not os.path.isdir(run):
+      raise ValueError(f"{run} is not a directory")
+    rundir.saved_config(run)  # names config.json when it is missing or broken
+    if not os.path.isfile(os.path.join(run, "metrics.jsonl")):
+      raise ValueError(f"{run} has no metrics.jsonl (the run has not trained yet)")
+
+
 def at_equal_sequences(run_dirs) -> dict:
   """Each run's median eval cost at the largest number of training
   sequences every run reached (its last evaluation at or below it).
@@ -31,6 +46,7 @@ def at_equal_sequences(run_dirs) -> dict:
   Returns {"sequences": n, "runs": [{"run", "task", "model", "param_count",
   "sequences", "median_eval_bits", "median_eval_bit_errors"}]}.
   """
+  check_run_dirs(run_dirs)
   curves = {run: eval_curve(run) for run in run_dirs}
   empty = [run for run, curve in curves.items() if not curve]
   if empty:
