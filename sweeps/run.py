@@ -23,16 +23,36 @@ import sys
 
 import yaml
 
+import ntm_jax.runs.rundir as rundir
 from ntm_jax.runs.summary import sweep_metrics
 
 METHODS = ("grid", "random", "bayes")
 _ENVVAR = re.compile(r"\$\{envvar:([A-Za-z0-9_]*)\}")
 
 
+def _yaml_error(error: yaml.YAMLError) -> str:
+  """A YAML error in one line: what went wrong, and where."""
+  mark = getattr(error, "problem_mark", None)
+  problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+  where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+  return f"{problem}{where}"
+
+
 def load(path: str) -> dict:
-  """A sweep YAML, checked for the keys this runner and W&B both need."""
-  with open(path) as f:
-    sweep = yaml.safe_load(f)
+  """A sweep YAML, checked for the keys this runner and W&B both need.
+
+  Raises ValueError (one line, naming the file) for a file that cannot be
+  read, is not YAML, or is not a sweep this runner can run.
+  """
+  try:
+    with open(path) as f:
+      sweep = yaml.safe_load(f)
+  except OSError as error:
+    raise ValueError(f"{path}: cannot read ({error.strerror or error})") from None
+  except UnicodeDecodeError:
+    raise ValueError(f"{path}: not a text file") from None
+  except yaml.YAMLError as error:
+    raise ValueError(f"{path}: not valid YAML ({_yaml_error(error)})") from None
   if not isinstance(sweep, dict):
     raise ValueError(f"{path}: not a sweep (a YAML mapping)")
   for key in ("method", "metric", "parameters", "command"):
@@ -40,8 +60,17 @@ def load(path: str) -> dict:
       raise ValueError(f"{path}: sweep has no {key!r}")
   if sweep["method"] not in METHODS:
     raise ValueError(f"{path}: unknown method {sweep['method']!r}; one of {METHODS}")
+  if not isinstance(sweep["metric"], dict) or not isinstance(sweep["metric"].get("name"), str):
+    raise ValueError(f"{path}: metric must be a mapping with a name")
   if sweep["metric"].get("goal", "maximize") not in ("maximize", "minimize"):
     raise ValueError(f"{path}: metric goal must be maximize or minimize")
+  parameters = sweep["parameters"]
+  if not isinstance(parameters, dict) or not all(isinstance(v, dict)
+                                                 for v in parameters.values()):
+    raise ValueError(f"{path}: parameters must map each name to a mapping "
+                     "(value, values or a distribution)")
+  if not isinstance(sweep["command"], list) or not sweep["command"]:
+    raise ValueError(f"{path}: command must be a non-empty list")
   return sweep
 
 
@@ -182,8 +211,18 @@ def ranking_table(results: list, metric: str, columns: list) -> str:
   return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+  """argparse with a bad argument as one "error: ..." line (argparse's own
+  message comes after a usage paragraph)."""
+
+  def error(self, message):
+    sys.exit(f"error: {message}")
+
+
 def main(argv=None) -> list:
-  parser = argparse.ArgumentParser(
+  """The command line; raises ValueError (one line) for bad input, before
+  anything runs or is written. Returns the ranked results."""
+  parser = _Parser(
       prog="python -m sweeps.run", description=__doc__.splitlines()[0])
   parser.add_argument("sweep", help="a sweep YAML, e.g. sweeps/copy.yaml")
   parser.add_argument("--trials", type=int, default=4, help="trials to run (grid: at most)")
@@ -194,6 +233,8 @@ def main(argv=None) -> list:
                       help="fix a flag for every trial, over the YAML (repeatable)")
   parser.add_argument("--dry_run", action="store_true", help="print the commands only")
   options = parser.parse_args(argv)
+  if options.trials < 1:
+    raise ValueError(f"--trials must be >= 1, got {options.trials}")
   sweep = load(options.sweep)
   name = os.path.splitext(os.path.basename(options.sweep))[0]
   out_dir = options.out_dir or os.path.join(
@@ -202,21 +243,22 @@ def main(argv=None) -> list:
   for item in options.set:
     key, equals, value = item.partition("=")
     if not equals or not key:
-      parser.error(f"--set wants NAME=VALUE, got {item!r}")
+      raise ValueError(f"--set wants NAME=VALUE, got {item!r}")
     overrides[key] = _parse_value(value)
   metric, goal = sweep["metric"]["name"], sweep["metric"].get("goal", "maximize")
-  drawn = trials(sweep, options.trials, options.seed)
+  drawn = [{**parameters, **overrides}
+           for parameters in trials(sweep, options.trials, options.seed)]
+  commands = [command(sweep, parameters) for parameters in drawn]  # macro errors now
   if not options.dry_run:
+    rundir.check_out_dir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
 
   results = []
-  for i, parameters in enumerate(drawn):
-    parameters = {**parameters, **overrides}
+  for i, (parameters, cmd) in enumerate(zip(drawn, commands)):
     trial_dir = os.path.join(out_dir, f"trial_{i:03d}")
     log_path = os.path.join(out_dir, f"trial_{i:03d}.log")
     # Later flags win in absl: the local runner never logs to W&B.
-    cmd = command(sweep, parameters) + [f"--out_dir={trial_dir}", "--wandb=off",
-                                        "--progress=false"]
+    cmd = cmd + [f"--out_dir={trial_dir}", "--wandb=off", "--progress=false"]
     print(f"trial {i}: {' '.join(cmd[1:])}", flush=True)
     if options.dry_run:
       continue
@@ -255,6 +297,9 @@ def main(argv=None) -> list:
 
 
 if __name__ == "__main__":
-  ran = main()
+  try:
+    ran = main()
+  except ValueError as error:
+    sys.exit(f"error: {error}")
   # Non-zero when trials ran and not one of them produced a summary.
   sys.exit(1 if ran and all(not r["metrics"] for r in ran) else 0)
