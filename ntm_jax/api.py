@@ -64,7 +64,7 @@ def train_seeds(task, model_config: ModelConfig, train_config: TrainConfig,
   from ntm_jax.runs import engine, rundir
   out_dir = out_dir or rundir.default_out_dir(name.split(":")[-1])
   summary = engine.run(config, out_dir, resume=resume, devices=devices,
-                       progress=progress, loggers=loggers, log=log, plots=False,
+                       progress=progress, loggers=loggers, log=log,
                        optimizer=optimizer)
   config = rundir.saved_config(out_dir)
   if config.plots:

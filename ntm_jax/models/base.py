@@ -1,6 +1,6 @@
 """The model protocol: what the engine, the tests and the analysis ask of a
-model, so that adding a third model touches its own file and the registry in
-`ntm_jax/models/__init__.py`, nothing else.
+model, so that adding a third model touches its own file and the registry `MODELS` in
+`ntm_jax/models/api.py`, nothing else.
 
 A model is a class (never instantiated) with:
   config_class          a frozen dataclass with a `kind: ClassVar[str]`, an
