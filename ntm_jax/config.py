@@ -162,7 +162,8 @@ class TrainConfig:
   curriculum_steps: int = setting(
       0, "Grow the longest training length over this many steps (0: off).")
   curriculum_start: int = setting(1, "Longest training length at step 0.")
-  eval_every: int = setting(250, "Steps per compiled chunk; evaluate after each.")
+  eval_every: int = setting(250, "Steps per compiled chunk; evaluate after each (the "
+                            "last chunk is shorter when steps is not a multiple).")
   eval_batch: int = setting(32, "Fresh sequences per seed per evaluation.")
   # On the task's convergence value: bit errors per sequence for most tasks,
   # relative excess over the optimal cost for ngrams.
@@ -186,6 +187,10 @@ class TrainConfig:
     _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
     _check(0 < self.lr_final_fraction <= 1, "lr_final_fraction must be in (0, 1]")
     _check(self.clip_norm > 0, f"clip_norm must be > 0, got {self.clip_norm}")
+    _check(0 <= self.rmsprop_momentum < 1,
+           f"rmsprop_momentum must be in [0, 1), got {self.rmsprop_momentum}")
+    _check(0 < self.rmsprop_decay < 1,
+           f"rmsprop_decay must be in (0, 1), got {self.rmsprop_decay}")
     _check(1 <= self.min_length <= self.max_length,
            f"need 1 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
     _check(self.curriculum_steps >= 0, "curriculum_steps must be >= 0")
