@@ -118,7 +118,7 @@ def summarize(config, states, results: dict, timing: dict, param_count: int,
       # The test results are on each seed's reported parameters:
       "reported_parameters": REPORTED_PARAMETERS,
       "converged": len(steps),
-      "converged_at_end": sum(s["converged_at_end"] for s in seeds),
+      "converged_at_end": sum(seeds[i]["converged_at_end"] for i in healthy_rows),
       "diverged": sum(s["diverged"] for s in seeds),
       "collapsed": sum(s["collapses"] > 0 for s in seeds),
       "steps_to_converge": {"q1": q1, "median": median, "q3": q3},
