@@ -8,8 +8,11 @@ The checkpoint is restored onto this process's first local device, whatever
 device layout wrote it (a run that sharded its seeds over 2 devices loads on
 a 1-device machine and vice versa); see `load_run`.
 """
+import contextlib
+import gc
 import json
 import os
+import sys
 from typing import Optional
 
 import jax
@@ -44,15 +47,97 @@ def save(checkpoint_manager, step: int, states) -> None:
   checkpoint_manager.save(step, args=ocp.args.StandardSave(states))
 
 
-def restore(checkpoint_manager, states):
-  """(step, states) of the latest checkpoint, shaped and placed like
-  `states`; (None, states) if there is none."""
-  import orbax.checkpoint as ocp
-  step = checkpoint_manager.latest_step()
-  if step is None:
+class CheckpointError(ValueError):
+  """A checkpoint that cannot serve, said in one line."""
+
+
+def one_line(error: BaseException) -> str:
+  """The first line of an error, without TensorStore's spec dump."""
+  text = str(error).strip()
+  text = text.splitlines()[0] if text else type(error).__name__
+  return text.split(" See full TensorStore details")[0][:200]
+
+
+def restore(checkpoint_manager, states, seeds: int, log=print):
+  """(step, states) of the newest checkpoint that restores; (None, states)
+  if none was ever written.
+
+  A checkpoint that fails to restore (a file cut short or garbled on disk)
+  costs a one-line warning and the previous kept one is tried. One written
+  by a run on another device count holds another number of padding seeds:
+  it is restored to its own shape and its first `seeds` (real) seeds are
+  laid onto `states`' padding, whose padding seeds fill the rest.
+
+  Args:
+    checkpoint_manager: from `manager`.
+    states: stacked TrainState [S_padded, ...], placed as the run wants it.
+    seeds: the real seeds (config.train.seeds), at the front of the S axis.
+    log: where the warnings go.
+
+  Returns:
+    (step, states): like `states` when the padding matches, else host numpy
+    arrays [S_padded, ...] for the caller to place.
+
+  Raises:
+    CheckpointError: checkpoints exist but none can be used.
+  """
+  steps = sorted(checkpoint_manager.all_steps(), reverse=True)
+  if not steps:
     return None, states
-  abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, states)
-  return step, checkpoint_manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  failures = []
+  for i, step in enumerate(steps):
+    try:
+      with _quiet_failure():
+        return step, _restore_step(checkpoint_manager, step, states, seeds, log)
+    except CheckpointError:
+      raise
+    except Exception as error:  # orbax and TensorStore raise bare Exceptions
+      failures.append(f"step {step}: {one_line(error)}")
+      if i + 1 < len(steps):
+        log(f"warning: the checkpoint at step {step} is unreadable ({one_line(error)}); "
+            f"falling back to step {steps[i + 1]}")
+  raise CheckpointError(f"no usable checkpoint in {checkpoint_manager.directory} "
+                        f"({'; '.join(failures)})")
+
+
+@contextlib.contextmanager
+def _quiet_failure():
+  """A failed orbax read leaves its sibling reads' coroutines to die in the
+  garbage collector, each printing a traceback ("Exception ignored in ...",
+  "Event loop is closed"): collect them here, silently, so a failure costs
+  the one line the caller makes of it."""
+  hook = sys.unraisablehook
+  sys.unraisablehook = lambda unraisable: None
+  try:
+    yield
+  except Exception:
+    gc.collect()
+    raise
+  finally:
+    sys.unraisablehook = hook
+
+
+def _restore_step(checkpoint_manager, step: int, states, seeds: int, log):
+  import orbax.checkpoint as ocp
+  from ntm_jax.training import distributed
+  stored = int(checkpoint_manager.item_metadata(step)["step"].shape[0])
+  padded = jax.tree_util.tree_leaves(states)[0].shape[0]
+  if stored == padded:
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, states)
+    return checkpoint_manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  if stored < seeds:
+    raise CheckpointError(f"the checkpoint at step {step} holds {stored} seeds, fewer "
+                          f"than the {seeds} of the run's config")
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct((stored,) + x.shape[1:], x.dtype, sharding=device),
+      states)
+  restored = checkpoint_manager.restore(step, args=ocp.args.StandardRestore(target))
+  log(f"the checkpoint holds {seeds} seeds + {stored - seeds} padding; "
+      f"re-laid onto {padded - seeds} padding for this device count")
+  return jax.tree_util.tree_map(
+      lambda saved, fresh: np.concatenate([np.asarray(saved)[:seeds], fresh[seeds:]]),
+      restored, distributed.gather_seeds(states))
 
 
 def load_run(run_dir: str, step: Optional[int] = None, keep_padding: bool = False):
@@ -88,7 +173,12 @@ def load_run(run_dir: str, step: Optional[int] = None, keep_padding: bool = Fals
         lambda: training.init_states(config.model, config.train, stored))
     target = jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract)
-    restored = manager_.restore(step, args=ocp.args.StandardRestore(target))
+    try:
+      with _quiet_failure():
+        restored = manager_.restore(step, args=ocp.args.StandardRestore(target))
+    except Exception as error:  # orbax and TensorStore raise bare Exceptions
+      raise CheckpointError(f"the checkpoint at step {step} in {run_dir} is unreadable "
+                            f"({one_line(error)})") from None
   states = jax.tree_util.tree_map(np.asarray, restored)
   if not keep_padding:
     states = jax.tree_util.tree_map(lambda x: x[:config.train.seeds], states)

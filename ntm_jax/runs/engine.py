@@ -20,10 +20,14 @@ from ntm_jax import models
 from ntm_jax import training
 from ntm_jax.config import ExperimentConfig
 import ntm_jax.runs.checkpoints as checkpoints
+import ntm_jax.runs.ownership as ownership
+import ntm_jax.runs.provenance as provenance
 import ntm_jax.runs.rundir as rundir
 import ntm_jax.runs.summary as summary_lib
 from ntm_jax.runs.loggers import SafeLoggers
 from ntm_jax.training import distributed
+
+RunInterrupted = ownership.RunInterrupted
 
 
 def validate(config: ExperimentConfig) -> None:
@@ -38,9 +42,6 @@ def validate(config: ExperimentConfig) -> None:
   if t.min_length < smallest or min(t.test_lengths) < smallest:
     raise ValueError(f"task {config.task!r} needs lengths >= {smallest}, got "
                      f"min_length {t.min_length} and test_lengths {t.test_lengths}")
-  if config.checkpoint_every % t.eval_every:
-    raise ValueError(f"checkpoint_every ({config.checkpoint_every}) must be a "
-                     f"multiple of eval_every ({t.eval_every})")
   rows = models.get_model(config.model).memory_rows(config.model)
   if rows is not None:
     if task.memory_needed(t.max_length) > rows:
@@ -80,17 +81,21 @@ class _Progress:
 def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
         devices: Optional[int] = None, progress: bool = True,
         initial_states=None, log=print, loggers=(),
-        resume_steps: Optional[int] = None, optimizer=None) -> dict:
+        resume_steps: Optional[int] = None, optimizer=None,
+        overwrite: bool = False) -> dict:
   """Trains all seeds of `config`, writes the run directory, returns the summary.
 
   Args:
     config: the experiment.
     out_dir: the run directory; with resume=True its config.json wins.
-    resume: continue from the latest checkpoint in out_dir.
+    resume: continue from the latest usable checkpoint in out_dir (an
+      unreadable latest one falls back to the previous); nothing on disk
+      changes until the restore has succeeded.
     resume_steps: with resume, train to this many steps instead of the saved
       config's (extends a finished run; config.json is updated to match). A
       cosine learning-rate schedule is stretched to the new total from the
       resumed step on; a constant one makes this the same as one longer run.
+    overwrite: replace a run already in out_dir (its files are deleted).
     devices: how many local devices share the seeds (default: all).
     progress: show a live progress bar.
     initial_states: optional stacked TrainStates to start from (tests use it
@@ -102,6 +107,14 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
       GradientTransformation (its updates are applied as they are; it
       carries its own learning rate; a run trained with one is resumed by
       passing the same one).
+
+  Raises:
+    ValueError: (one line) bad settings, out_dir in use by a live run (see
+      `ownership`) or holding a run without resume/overwrite, no usable
+      checkpoint to resume; before anything compiles or changes on disk.
+    ownership.RunInterrupted: SIGTERM or SIGINT arrived; the run finished its
+      chunk and saved a checkpoint first (handlers are installed only while
+      the training loop runs, and the previous ones restored after).
   """
   wall_start = time.perf_counter()
   # Several processes (hosts) share the seeds: every one trains its own and
@@ -110,21 +123,13 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
   main = distributed.is_main_process()
   if not main:
     log, progress, loggers = (lambda _: None), False, ()
-  config_path = rundir.config_path(out_dir)
   if resume:
     config = rundir.saved_config(out_dir)
     if resume_steps is not None and resume_steps != config.train.steps:
-      saved_step = checkpoints.manager(out_dir).latest_step()
-      if saved_step is not None and resume_steps < saved_step:
-        raise ValueError(f"steps {resume_steps} is below the step of the checkpoint "
-                         f"to resume from ({saved_step})")
       log(f"training to step {resume_steps} (the saved config says {config.train.steps})")
       config = dataclasses.replace(
           config, train=dataclasses.replace(config.train, steps=resume_steps))
     log(f"resuming {out_dir} with its saved config.json (other settings are ignored)")
-  elif checkpoints.has_checkpoints(out_dir):
-    raise ValueError(f"{out_dir} already holds a run: pass resume=True (--resume) or "
-                     "choose another out_dir")
   validate(config)
   t = config.train
   task = config.make_task()
@@ -133,83 +138,123 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
   if (initial_states is not None
       and jax.tree_util.tree_leaves(initial_states)[0].shape[0] != padded_seeds):
     raise ValueError(f"initial_states must hold {padded_seeds} seeds")
-  os.makedirs(out_dir, exist_ok=True)
-  if main:
-    rundir.write_json(config_path, config.to_json())
-  loggers = SafeLoggers(loggers, log)
-  loggers.start(config.to_json(), out_dir)
-  hosts = f" on {jax.process_count()} hosts" if jax.process_count() > 1 else ""
-  per_device = padded_seeds // mesh.size
-  group = training.seeds_per_group(
-      per_device, training.default_group_target(jax.default_backend(), config.model))
-  log(f"{t.seeds} seeds ({padded_seeds - t.seeds} padding) over {mesh.size} "
-      f"{jax.default_backend()} device(s){hosts}: {per_device} per device"
-      + (f", {group} at a time" if group < per_device else ""))
-  seed_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
+  with ownership.claim(out_dir, resume, overwrite, main):
+    return _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
+                      initial_states, optimizer, log, loggers, progress, wall_start)
 
+
+def _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
+               initial_states, optimizer, log, loggers, progress, wall_start):
+  """`run` once out_dir is this run's."""
+  main = distributed.is_main_process()
+  t = config.train
+  seed_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
   states = (initial_states if initial_states is not None
             else training.init_states(config.model, t, padded_seeds, optimizer))
   states = distributed.put_seeds(states, seed_sharding)
   manager = checkpoints.manager(out_dir)
   start_step = 0
   if resume:
-    restored_step, states = checkpoints.restore(manager, states)
-    if restored_step is not None:
+    # Nothing is written until this has worked: a failed resume leaves the
+    # directory as it was.
+    try:
+      restored_step, restored = checkpoints.restore(manager, states, t.seeds, log)
+    except ValueError:
+      manager.close()
+      raise
+    if restored_step is None:
+      log(f"{out_dir} has no checkpoint yet: starting from step 0")
+    elif t.steps < restored_step:
+      manager.close()
+      raise ValueError(f"steps {t.steps} is below the step of the checkpoint "
+                       f"to resume from ({restored_step})")
+    else:
       start_step = restored_step
-      states = distributed.put_seeds(states, seed_sharding)
+      states = distributed.put_seeds(restored, seed_sharding)
       log(f"resumed from step {start_step}")
+  hosts = f" on {jax.process_count()} hosts" if jax.process_count() > 1 else ""
+  per_device = padded_seeds // mesh.size
+  group = training.seeds_per_group(
+      per_device, training.default_group_target(jax.default_backend(), config.model))
+  if main:
+    rundir.write_json(rundir.config_path(out_dir),
+                      provenance.config_json(config, out_dir, mesh.size, group))
+  loggers = SafeLoggers(loggers, log)
+  loggers.start(config.to_json(), out_dir)
+  log(f"{t.seeds} seeds ({padded_seeds - t.seeds} padding) over {mesh.size} "
+      f"{jax.default_backend()} device(s){hosts}: {per_device} per device"
+      + (f", {group} at a time" if group < per_device else ""))
   metrics_file = (rundir.MetricsFile(os.path.join(out_dir, "metrics.jsonl"), start_step)
                   if main else rundir.NoMetricsFile())
 
-  chunk = training.make_seed_parallel(functools.partial(
-      training.train_chunk, task=task, model_config=config.model, config=t,
-      optimizer=optimizer), mesh,
-      model_config=config.model)
+  def make_chunk(steps):
+    return training.make_seed_parallel(functools.partial(
+        training.train_chunk, task=task, model_config=config.model,
+        config=dataclasses.replace(t, eval_every=steps), optimizer=optimizer), mesh,
+        model_config=config.model)
+  # Steps per chunk -> its compiled program: eval_every, and a shorter last
+  # chunk when steps is not a multiple of it.
+  chunks = {}
   bar = _Progress(t.steps, start_step, progress)
   compile_s = train_s = 0.0
   step = start_step
+  stop = ownership.StopOnSignal(log, out_dir)
   try:
-    while step < t.steps:
-      began = time.perf_counter()
-      # `states` advances only with `step`: an interruption anywhere in here
-      # leaves the two consistent for the checkpoint written on the way out.
-      new_states, step_metrics, eval_metrics = chunk(states)
-      step_metrics, eval_metrics, flags = distributed.gather_seeds(
-          (step_metrics, eval_metrics,
-           (new_states.converged_step, new_states.diverged)))
-      elapsed = time.perf_counter() - began
-      if step == start_step:
-        compile_s = elapsed  # the first call compiles (and runs one chunk)
-      else:
-        train_s += elapsed
-      converged_step, diverged = (x[:t.seeds] for x in flags)
-      rows = []
-      for k in range(t.eval_every):
-        row = {"step": step + k + 1}
-        row.update({name: summary_lib.as_list(values[:t.seeds, k]) for name, values in step_metrics.items()
-                    if name != "train_length"})
-        row["train_length"] = int(step_metrics["train_length"][0, k])
-        rows.append(row)
-      rows[-1].update({name: summary_lib.as_list(v[:t.seeds]) for name, v in eval_metrics.items()})
-      rows[-1]["converged"] = int(np.sum(converged_step >= 0))
-      rows[-1]["diverged"] = int(np.sum(diverged))
-      metrics_file.write(rows)
-      loggers.log_chunk(step + t.eval_every, *summary_lib.chunk_report(rows[-1], elapsed, t.eval_every))
-      states, step = new_states, step + t.eval_every
-      bar.update(t.eval_every, float(np.nanmedian(eval_metrics["eval_loss"][:t.seeds])),
-                 rows[-1]["converged"], rows[-1]["diverged"], t.seeds)
-      if step % config.checkpoint_every == 0 or step >= t.steps:
-        checkpoints.save(manager, step, states)
-      if t.stop_when_converged and np.all((converged_step >= 0) | diverged):
-        log(f"every seed converged or diverged by step {step}: stopping")
-        break
+    with stop:
+      while step < t.steps:
+        began = time.perf_counter()
+        # `states` advances only with `step`: an interruption anywhere in here
+        # leaves the two consistent for the checkpoint written on the way out.
+        n = min(t.eval_every, t.steps - step)
+        first_call = n not in chunks
+        if first_call:
+          chunks[n] = make_chunk(n)
+        new_states, step_metrics, eval_metrics = chunks[n](states)
+        step_metrics, eval_metrics, flags = distributed.gather_seeds(
+            (step_metrics, eval_metrics,
+             (new_states.converged_step, new_states.diverged)))
+        elapsed = time.perf_counter() - began
+        if first_call:
+          compile_s += elapsed  # the first call compiles (and runs one chunk)
+        else:
+          train_s += elapsed
+        converged_step, diverged = (x[:t.seeds] for x in flags)
+        rows = []
+        for k in range(n):
+          row = {"step": step + k + 1}
+          row.update({name: summary_lib.as_list(values[:t.seeds, k])
+                      for name, values in step_metrics.items() if name != "train_length"})
+          row["train_length"] = int(step_metrics["train_length"][0, k])
+          rows.append(row)
+        rows[-1].update({name: summary_lib.as_list(v[:t.seeds]) for name, v in eval_metrics.items()})
+        rows[-1]["converged"] = int(np.sum(converged_step >= 0))
+        rows[-1]["diverged"] = int(np.sum(diverged))
+        metrics_file.write(rows)
+        loggers.log_chunk(step + n, *summary_lib.chunk_report(rows[-1], elapsed, n, diverged))
+        states, step = new_states, step + n
+        bar.update(n, float(np.nanmedian(eval_metrics["eval_loss"][:t.seeds])),
+                   rows[-1]["converged"], rows[-1]["diverged"], t.seeds)
+        # At the end of every chunk that reaches or crosses a multiple.
+        every = config.checkpoint_every
+        if step // every > (step - n) // every or step >= t.steps:
+          checkpoints.save(manager, step, states)
+        if t.stop_when_converged and np.all((converged_step >= 0) | diverged):
+          log(f"every seed converged or diverged by step {step}: stopping")
+          break
+        if stop.requested():
+          break
+  except ownership.RunInterrupted as interrupted:  # a second signal: stop at once
+    interrupted.step = step
+    raise
   finally:
     # Whatever happened, the latest completed state is on disk.
     bar.close()
     metrics_file.close()
     if step > start_step and manager.latest_step() != step:
       checkpoints.save(manager, step, states)
-    manager.wait_until_finished()
+    manager.close()  # waits for the last save
+  if stop.signum is not None:
+    raise ownership.RunInterrupted(stop.signum, step, out_dir)
 
   test_began = time.perf_counter()
   test_keys = jax.vmap(jax.random.PRNGKey)(t.seed + 10_000 + jnp.arange(padded_seeds))
