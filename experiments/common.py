@@ -192,9 +192,7 @@ def main_for(task_name=None, task_options=()) -> None:
       if not FLAGS.resume:
         config = config_from_flags(name, task_options)
       out_dir = FLAGS.out_dir or rundir.default_out_dir(config.task.split(":")[-1])
-      if not (FLAGS.resume or FLAGS.overwrite) and ownership.holds_run(out_dir):
-        raise ValueError(f"--out_dir {out_dir} already holds a run: pass --resume to "
-                         "continue it, --overwrite to replace it, or choose another")
+      ownership.check(out_dir, FLAGS.resume, FLAGS.overwrite)  # in use? holds a run?
       rundir.check_out_dir(out_dir)
     except ValueError as error:
       sys.exit(f"error: {error}")

@@ -119,6 +119,19 @@ def test_a_held_lock_refuses_a_second_owner_naming_the_first(tmp_path):
   ownership.DirectoryLock(str(tmp_path)).release()  # released: free again
 
 
+def test_the_look_before_a_run_sees_the_owner_and_writes_nothing(tiny_run_dir, tmp_path):
+  fresh = tmp_path / "fresh"
+  ownership.check(str(fresh), resume=False, overwrite=False)
+  assert not fresh.exists()
+  with pytest.raises(ValueError, match="already holds a run"):
+    ownership.check(tiny_run_dir, resume=False, overwrite=False)
+  ownership.check(tiny_run_dir, resume=True, overwrite=False)
+  with ownership.DirectoryLock(str(tmp_path)):
+    with pytest.raises(ValueError, match=f"in use by another run \\(pid {os.getpid()} "):
+      ownership.check(str(tmp_path), resume=True, overwrite=False)
+  ownership.check(str(tmp_path), resume=False, overwrite=False)  # free again
+
+
 @pytest.mark.slow
 def test_a_lock_dies_with_its_process(tmp_path):
   holder = subprocess.Popen(

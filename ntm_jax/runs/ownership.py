@@ -62,12 +62,10 @@ class DirectoryLock:
   def __init__(self, out_dir: str):
     os.makedirs(out_dir, exist_ok=True)
     self.fd = os.open(os.path.join(out_dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-      fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-      owner = os.read(self.fd, 256).decode(errors="replace").strip() or "owner unknown"
+    owner = _lock_or_owner(self.fd)
+    if owner is not None:
       os.close(self.fd)
-      raise ValueError(f"{out_dir} is in use by another run ({owner})") from None
+      raise ValueError(f"{out_dir} is in use by another run ({owner})")
     os.ftruncate(self.fd, 0)
     os.write(self.fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
 
@@ -83,6 +81,42 @@ class DirectoryLock:
       fcntl.flock(self.fd, fcntl.LOCK_UN)
       os.close(self.fd)
       self.fd = None
+
+
+def _lock_or_owner(fd: int) -> Optional[str]:
+  """Locks fd and returns None, or returns "pid N on HOST" of the holder."""
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError:
+    return os.read(fd, 256).decode(errors="replace").strip() or "owner unknown"
+  return None
+
+
+def check(out_dir: str, resume: bool, overwrite: bool) -> None:
+  """Raises ValueError (one line) if `claim` would refuse out_dir now; a
+  look only, that writes nothing (`claim` decides, under the lock).
+
+  Raises:
+    ValueError: out_dir is in use by a live run, or holds a run and neither
+      resume nor overwrite was asked for.
+  """
+  try:
+    fd = os.open(os.path.join(out_dir, ".lock"), os.O_RDONLY)
+  except FileNotFoundError:
+    fd = None
+  if fd is not None:
+    owner = _lock_or_owner(fd)
+    os.close(fd)  # closing drops a lock taken by the look
+    if owner is not None:
+      raise ValueError(f"{out_dir} is in use by another run ({owner})")
+  _refuse_a_held_run(out_dir, resume, overwrite)
+
+
+def _refuse_a_held_run(out_dir: str, resume: bool, overwrite: bool) -> None:
+  if not (resume or overwrite) and holds_run(out_dir):
+    raise ValueError(f"{out_dir} already holds a run: pass resume=True (--resume) to "
+                     "continue it, overwrite=True (--overwrite) to replace it, or "
+                     "choose another out_dir")
 
 
 def claim(out_dir: str, resume: bool, overwrite: bool, main: bool):
@@ -103,11 +137,8 @@ def claim(out_dir: str, resume: bool, overwrite: bool, main: bool):
   if main:
     try:
       lock = DirectoryLock(out_dir)
-      if not resume and holds_run(out_dir):
-        if not overwrite:
-          raise ValueError(f"{out_dir} already holds a run: pass resume=True (--resume) to "
-                           "continue it, overwrite=True (--overwrite) to replace it, or "
-                           "choose another out_dir")
+      _refuse_a_held_run(out_dir, resume, overwrite)
+      if overwrite:
         for name in RUN_FILES:
           path = os.path.join(out_dir, name)
           if os.path.isdir(path):
