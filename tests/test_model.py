@@ -234,18 +234,69 @@ def test_learned_memory_init():
   _assert_distributions(trace["read_weights"])
 
 
-def test_random_memory_init_is_a_fixed_draw():
+def test_random_memory_init_without_an_rng_is_one_fixed_draw():
   p0, p1 = _params(CFG_RANDOM, 0), _init(jax.random.PRNGKey(1), CFG)
   assert "initial_memory" not in p0["params"]
   m0 = np.asarray(NTMCell(CFG_RANDOM).apply(p0, 8, method=NTMCell.initial_state).memory)
   m1 = np.asarray(NTMCell(CFG_RANDOM).apply(p1, 8, method=NTMCell.initial_state).memory)
   assert m0.shape == (8, 4)
-  np.testing.assert_array_equal(m0, m1)  # the same memory for every model and episode
+  np.testing.assert_array_equal(m0, m1)  # the same memory for every model
   assert len(np.unique(m0)) == m0.size  # not a constant
   assert 0.02 < m0.std() < 0.5
   out, trace = _traced_run(CFG_RANDOM)
   assert out.shape == (B, T, 2) and _finite(out)
   _assert_distributions(trace["write_weights"])
+
+
+@functools.lru_cache(maxsize=None)
+def _apply_with_rng(config):
+  return jax.jit(lambda p, x, rng: ntm_jax.apply(p, x, config, rng=rng)[0])
+
+
+def test_random_memory_init_draws_a_memory_per_sequence_from_the_rng():
+  p = _params(CFG_RANDOM)
+  twins = jnp.broadcast_to(_inputs()[:1], (2, T, 3))  # two identical sequences
+  key = jax.random.PRNGKey(5)
+  out = np.asarray(_apply_with_rng(CFG_RANDOM)(p, twins, key))
+  assert not np.allclose(out[0], out[1])  # each sequence its own memory
+  np.testing.assert_array_equal(out, _apply_with_rng(CFG_RANDOM)(p, twins, key))
+  assert not np.allclose(out, _apply_with_rng(CFG_RANDOM)(p, twins, jax.random.PRNGKey(6)))
+  # Without an rng both twins start from the same fixed draw.
+  fixed = np.asarray(_jitted(CFG_RANDOM)(p, twins)[0])
+  np.testing.assert_array_equal(fixed[0], fixed[1])
+
+
+def test_the_rng_changes_nothing_for_a_constant_memory_init(params):
+  twins = jnp.broadcast_to(_inputs()[:1], (2, T, 3))
+  out = np.asarray(_apply_with_rng(CFG)(params, twins, jax.random.PRNGKey(5)))
+  np.testing.assert_array_equal(out[0], out[1])
+  np.testing.assert_array_equal(out, _jitted(CFG)(params, twins)[0])
+
+
+@pytest.mark.parametrize("config, rows", [(CFG, 8), (BASELINE, None)], ids=["ntm", "lstm"])
+def test_get_model_gives_each_config_a_model_whose_cell_steps_like_apply(config, rows):
+  model = ntm_jax.models.get_model(config)
+  assert isinstance(config, model.config_class)
+  assert model.memory_rows(config) == rows
+  missing = [name for name in ("cell_class", "cpu_seeds_per_group", "check_memory_size",
+                               "forward_flops", "dense_flops") if not hasattr(model, name)]
+  assert not missing
+  # The cell, stepped by hand over one sequence, gives apply's logits.
+  params, x = _params(config), _inputs()[0]
+  cell = model.cell_class(config)
+  step = jax.jit(lambda state, x_t: cell.apply(params, state, x_t))
+  state = cell.apply(params, rows or 1, method=cell.initial_state)
+  stepped = []
+  for t in range(T):
+    state, (logits_t, _) = step(state, x[t])
+    stepped.append(logits_t)
+  np.testing.assert_allclose(np.stack(stepped), _jitted(config)(params, _inputs())[0][0],
+                             atol=1e-5)
+
+
+def test_get_model_refuses_anything_but_a_model_config():
+  with pytest.raises(TypeError, match="config must be one of"):
+    ntm_jax.models.get_model(ntm_jax.TrainConfig())
 
 
 def test_forward_only_shift_model_runs():

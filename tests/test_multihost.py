@@ -140,6 +140,7 @@ def _run_all(commands, log_dir, timeout: float):
   return results
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
   """Two processes with one CPU device each train 4 seeds (2 per host) and
   gather the same params and metrics as one process on one device."""

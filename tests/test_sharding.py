@@ -1,10 +1,9 @@
 """Seeds sharded over several devices give the same per-seed results as one."""
-import os
-import subprocess
-import sys
 import textwrap
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import pytest
+
+from conftest import run_python
 
 _SCRIPT = textwrap.dedent("""
     import functools, sys
@@ -44,13 +43,11 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_seeds_over_four_devices_match_one_device():
   # 8 seeds: 2 per device against 8 on one device (run in groups of 4 on a
   # CPU); 6 seeds: not a multiple of 4, so padded to 8 and the padding dropped.
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-             PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
   script = _SCRIPT.replace("SEED_COUNTS", "(8, 6)")
-  result = subprocess.run([sys.executable, "-c", script],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  result = run_python("-c", script, devices=4, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "same" in result.stdout

@@ -18,7 +18,9 @@ from sweeps import run as sweep_run
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 YAMLS = sorted(glob.glob(os.path.join(ROOT, "sweeps", "*.yaml")))
 SAMPLE_SUMMARY = {"aggregate": {"seeds": 4, "converged": 3, "diverged": 1,
-                                "steps_to_converge": {"q1": 1.0, "median": 2.0, "q3": 3.0}}}
+                                "steps_to_converge": {"q1": 1.0, "median": 2.0, "q3": 3.0},
+                                "seeds_under_1_bit_error_by_length": {"10": 3, "20": 1},
+                                "median_bits_by_length": {"10": 0.5, "20": 4.0}}}
 
 
 def _module(sweep):
@@ -209,7 +211,9 @@ _FAKE_EXPERIMENT = textwrap.dedent("""
       sys.exit("error: this trial fails")
     os.makedirs(args["out_dir"])
     summary = {"aggregate": {"seeds": seeds, "converged": converged, "diverged": 0,
-               "steps_to_converge": {"median": 1000.0 / converged if converged else None}}}
+               "steps_to_converge": {"median": 1000.0 / converged if converged else None},
+               "seeds_under_1_bit_error_by_length": {"20": converged},
+               "median_bits_by_length": {"20": 1.0}}}
     with open(os.path.join(args["out_dir"], "summary.json"), "w") as f:
       json.dump(summary, f)
 """)
@@ -227,6 +231,7 @@ def _fake_sweep(tmp_path, goal, metric):
   return str(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("goal,metric,order", [
     ("maximize", "converged_fraction", [2, 4, 0, 3, 1]),
     ("minimize", "median_steps_to_converge", [2, 4, 0, 3, 1]),  # trial 3: no median
@@ -255,6 +260,7 @@ TINY = ["steps=100", "eval_every=50", "checkpoint_every=50", "seeds=2", "batch_s
         "plots=false"]
 
 
+@pytest.mark.slow
 def test_the_runner_runs_and_ranks_a_two_trial_copy_sweep(tmp_path, monkeypatch):
   monkeypatch.chdir(ROOT)  # the YAML's command is `python -m experiments.copy`
   monkeypatch.setenv("PYTHONPATH", ROOT)

@@ -48,6 +48,7 @@ def _run(config, tmp_path):
   return experiment.run(config, str(tmp_path), progress=False, log=lambda _: None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task_name, options, max_length, test_lengths, min_length", TASKS,
                          ids=[f"{t[0]}-{t[1].get('encoding', '')}" for t in TASKS])
 def test_task_trains_through_the_engine_and_reports_its_tests(
@@ -80,6 +81,7 @@ def test_task_trains_through_the_engine_and_reports_its_tests(
     assert np.all((errors >= 0) & (errors <= 1))  # a fraction of words misclassified
 
 
+@pytest.mark.slow
 def test_lstm_baseline_trains_on_a_paper_task_and_reports_its_size(tmp_path):
   config = _config(*RECALL, model_kind="lstm")
   summary = _run(config, tmp_path)

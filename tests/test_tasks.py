@@ -117,3 +117,34 @@ def test_task_sizes_and_registry():
   assert make_task("copy", bits=3) == CopyTask(bits=3)
   with pytest.raises(ValueError, match="unknown task 'nope'"):
     make_task("nope")
+
+
+def test_make_task_resolves_an_import_path_module_colon_class():
+  assert make_task("ntm_jax.tasks.copy:CopyTask", bits=5) == CopyTask(bits=5)
+
+
+def _one_line_error(name, **options):
+  with pytest.raises(ValueError) as error:
+    make_task(name, **options)
+  message = str(error.value)
+  assert "\n" not in message, message
+  return message
+
+
+def test_make_task_names_what_is_wrong_in_one_line(tmp_path, monkeypatch):
+  assert "choose one of" in _one_line_error("nope")
+  assert "MODULE:CLASS" in _one_line_error("nope")
+  message = _one_line_error("no_such_module_for_ntm_tests:Task")
+  assert "cannot import 'no_such_module_for_ntm_tests'" in message
+  assert "PYTHONPATH" in message
+  assert _one_line_error("ntm_jax.tasks.copy:Nope") == (
+      "task 'ntm_jax.tasks.copy:Nope': module 'ntm_jax.tasks.copy' has no 'Nope'")
+  assert _one_line_error("copy", bitz=3).startswith("bad options for task 'copy'")
+  # A class that is not a task: the protocol members it lacks are named.
+  message = _one_line_error("collections:OrderedDict")
+  assert "lacks ['input_size', 'output_size'" in message and "Task" in message
+  # The user's module failing at import is reported, not raised as it is.
+  (tmp_path / "broken_task_for_ntm_tests.py").write_text("raise RuntimeError('oops')\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  message = _one_line_error("broken_task_for_ntm_tests:Task")
+  assert "RuntimeError: oops" in message
