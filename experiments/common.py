@@ -121,6 +121,13 @@ def config_from_flags(task_name: str, task_options=()):
   task_options: (name, value) pairs, or a function of FLAGS returning a dict
   (for experiments with task flags of their own).
   """
+  return _for_task(_settings_from_flags(task_name, task_options))
+
+
+def _settings_from_flags(task_name: str, task_options=()):
+  """The ExperimentConfig from the flags, every setting checked, before jax
+  loads: the model's input and output sizes, the task's to give, stand at 1
+  (`_for_task` sets them)."""
   if callable(task_options):
     task_options = task_options(FLAGS)
   task_options = tuple(sorted(dict(task_options).items()))
@@ -128,18 +135,19 @@ def config_from_flags(task_name: str, task_options=()):
     raise ValueError(f"unknown --model {FLAGS.model!r}; choose one of "
                      f"{tuple(config_lib.MODEL_CONFIGS)}")
   model_class = config_lib.MODEL_CONFIGS[FLAGS.model]
-  # Every setting is checked before jax loads for the task; the model's
-  # input and output sizes, the task's to give, stand at 1 until then.
   model = model_class(**_field_values(model_class, input_size=1, output_size=1))
   train = config_lib.TrainConfig(**_field_values(config_lib.TrainConfig))
-  config = config_lib.ExperimentConfig(
+  return config_lib.ExperimentConfig(
       task=task_name, model=model, train=train, task_options=task_options,
       **{k: v for k, v in _field_values(config_lib.ExperimentConfig).items()})
+
+
+def _for_task(config):
+  """`config` with the task's sizes, checked against the task (loads jax)."""
   from ntm_jax.runs.engine import validate
-  from ntm_jax.tasks import make_task
-  task = make_task(task_name, **dict(task_options))
+  task = config.make_task()
   config = dataclasses.replace(config, model=dataclasses.replace(
-      model, input_size=task.input_size, output_size=task.output_size))
+      config.model, input_size=task.input_size, output_size=task.output_size))
   validate(config)
   return config
 
@@ -181,16 +189,16 @@ def main_for(task_name=None, task_options=()) -> None:
     name = task_name or FLAGS.task
     try:
       _check_run_flags(name)
-      if FLAGS.resume:
-        # The run's own config.json, not the flags (they may differ).
-        config = rundir.saved_config(FLAGS.out_dir)
+      # The run's own config.json with --resume, not the flags (they may differ).
+      config = (rundir.saved_config(FLAGS.out_dir) if FLAGS.resume
+                else _settings_from_flags(name, task_options))
       from ntm_jax.training import devices
       devices.use_all_cpu_cores()  # before JAX starts its backend
       from ntm_jax.training import distributed
       distributed.initialize_from_env()  # one of several processes? (no-op otherwise)
       from ntm_jax.runs import ownership
       if not FLAGS.resume:
-        config = config_from_flags(name, task_options)
+        config = _for_task(config)
       out_dir = FLAGS.out_dir or rundir.default_out_dir(config.task.split(":")[-1])
       ownership.check(out_dir, FLAGS.resume, FLAGS.overwrite)  # in use? holds a run?
       rundir.check_out_dir(out_dir)

@@ -102,7 +102,7 @@ def check(out_dir: str, resume: bool, overwrite: bool) -> None:
   """
   try:
     fd = os.open(os.path.join(out_dir, ".lock"), os.O_RDONLY)
-  except FileNotFoundError:
+  except (FileNotFoundError, NotADirectoryError):  # no run; a bad path is refused later
     fd = None
   if fd is not None:
     owner = _lock_or_owner(fd)
