@@ -176,11 +176,11 @@ def _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
   per_device = padded_seeds // mesh.size
   group = training.seeds_per_group(
       per_device, training.default_group_target(jax.default_backend(), config.model))
+  run_json = provenance.config_json(config, out_dir, mesh.size, group)
   if main:
-    rundir.write_json(rundir.config_path(out_dir),
-                      provenance.config_json(config, out_dir, mesh.size, group))
+    rundir.write_json(rundir.config_path(out_dir), run_json)
   loggers = SafeLoggers(loggers, log)
-  loggers.start(config.to_json(), out_dir)
+  loggers.start(run_json, out_dir)  # W&B's config: config.json, provenance too
   log(f"{t.seeds} seeds ({padded_seeds - t.seeds} padding) over {mesh.size} "
       f"{jax.default_backend()} device(s){hosts}: {per_device} per device"
       + (f", {group} at a time" if group < per_device else ""))
