@@ -30,20 +30,9 @@ METHODS = ("grid", "random", "bayes")
 _ENVVAR = re.compile(r"\$\{envvar:([A-Za-z0-9_]*)\}")
 
 
-def _yaml_error(error: yaml.YAMLError) -> str:
-  """A YAML error in one line: what went wrong, and where."""
-  mark = getattr(error, "problem_mark", None)
-  problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-  where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-  return f"{problem}{where}"
-
-
 def load(path: str) -> dict:
-  """A sweep YAML, checked for the keys this runner and W&B both need.
-
-  Raises ValueError (one line, naming the file) for a file that cannot be
-  read, is not YAML, or is not a sweep this runner can run.
-  """
+  """A sweep YAML, checked for the keys this runner and W&B both need;
+  ValueError (one line, naming the file) for anything else."""
   try:
     with open(path) as f:
       sweep = yaml.safe_load(f)
@@ -51,8 +40,11 @@ def load(path: str) -> dict:
     raise ValueError(f"{path}: cannot read ({error.strerror or error})") from None
   except UnicodeDecodeError:
     raise ValueError(f"{path}: not a text file") from None
-  except yaml.YAMLError as error:
-    raise ValueError(f"{path}: not valid YAML ({_yaml_error(error)})") from None
+  except yaml.YAMLError as error:  # several lines: what went wrong, then where
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    raise ValueError(f"{path}: not valid YAML ({problem}{where})") from None
   if not isinstance(sweep, dict):
     raise ValueError(f"{path}: not a sweep (a YAML mapping)")
   for key in ("method", "metric", "parameters", "command"):
@@ -212,8 +204,7 @@ def ranking_table(results: list, metric: str, columns: list) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-  """argparse with a bad argument as one "error: ..." line (argparse's own
-  message comes after a usage paragraph)."""
+  """A bad argument in one "error: ..." line, without argparse's usage text."""
 
   def error(self, message):
     sys.exit(f"error: {message}")
