@@ -121,26 +121,30 @@ def test_convergence_bookkeeping_step_by_step(one_state):
   state = one_state
   template = state.params
   errors = [0.5, 0.05, 0.05, 0.05, 0.5, 0.5, 0.05]
-  # (converged_step, collapses, best_eval, streak_start, below, above, best mark)
+  costs = [9.0, 3.0, 2.0, 2.5, 8.0, 8.0, 1.0]
+  # (converged_step, collapses, best_eval, streak_start, below, above, best
+  # mark, first_converged_step, best_step). Best: the lowest error, ties to
+  # the lower cost, strict improvements only.
   expected = [
-      (-1, 0, 0.5, -1, 0, 1, 0),      # 100: above
-      (-1, 0, 0.05, 200, 1, 0, 1),    # 200: below, streak starts, patience not met
-      (200, 0, 0.05, 200, 2, 0, 2),   # 300: 2nd below in a row: converged at 200
-      (200, 0, 0.05, 200, 3, 0, 3),   # 400: stays converged; ties keep the latest params
-      (200, 0, 0.05, 200, 0, 1, 3),   # 500: one bad eval is tolerated
-      (-1, 1, 0.05, 200, 0, 2, 3),    # 600: 2nd bad eval in a row: collapse
-      (-1, 1, 0.05, 700, 1, 0, 6),    # 700: a new streak, not yet converged again
+      (-1, 0, 0.5, -1, 0, 1, 0, -1, 100),       # 100: above
+      (-1, 0, 0.05, 200, 1, 0, 1, -1, 200),     # 200: below, streak starts, patience not met
+      (200, 0, 0.05, 200, 2, 0, 2, 200, 300),   # 300: converged at 200; same error, lower cost
+      (200, 0, 0.05, 200, 3, 0, 2, 200, 300),   # 400: same error, higher cost: keep 300's
+      (200, 0, 0.05, 200, 0, 1, 2, 200, 300),   # 500: one bad eval is tolerated
+      (-1, 1, 0.05, 200, 0, 2, 2, 200, 300),    # 600: 2nd bad eval in a row: collapse
+      (-1, 1, 0.05, 700, 1, 0, 6, 200, 700),    # 700: new streak; same error, lowest cost
   ]
-  for i, (error, want) in enumerate(zip(errors, expected)):
+  for i, (error, cost, want) in enumerate(zip(errors, costs, expected)):
     state = state.replace(step=jnp.int32(100 * (i + 1)),
                           params=_marked_params(template, float(i)))
-    state = _update_convergence(state, jnp.float32(error), config)
+    state = _update_convergence(state, jnp.float32(error), config, jnp.float32(cost))
     got = (int(state.converged_step), int(state.collapses), float(state.best_eval),
            int(state.streak_start), int(state.below_count), int(state.above_count))
     assert got[:2] == want[:2], (i, got, want)
     assert got[2] == pytest.approx(want[2]), (i, got, want)
     assert got[3:] == want[3:6], (i, got, want)
     assert float(state.last_eval) == pytest.approx(error)
+    assert (int(state.first_converged_step), int(state.best_step)) == want[7:], (i, want)
     for leaf in _leaves(state.best_params):
       assert np.all(leaf == want[6]), (i, "best_params mark", leaf.ravel()[:3], want[6])
 
