@@ -7,6 +7,7 @@ tests here copy it before touching it).
 """
 import dataclasses
 import glob
+import json
 import os
 import shutil
 import signal
@@ -172,11 +173,14 @@ def test_a_second_run_into_a_live_directory_is_refused_and_changes_nothing(
   out_dir = tmp_path / "run"
   seen = {}
 
+  def files():  # not checkpoints/: the first run's own async save may still be writing
+    return {k: v for k, v in _snapshot(out_dir).items() if not k.startswith("checkpoints")}
+
   def second_run():  # while the first run is between its chunks 1 and 2
-    seen["before"] = _snapshot(out_dir)
+    seen["before"] = files()
     seen["result"] = run_python("-m", "experiments.copy", *CLI_FLAGS,
                                 f"--out_dir={out_dir}", timeout=120)
-    seen["after"] = _snapshot(out_dir)
+    seen["after"] = files()
 
   _on_chunk_call(monkeypatch, 2, second_run)
   summary = _run(CONFIG, out_dir)
@@ -364,16 +368,23 @@ runpy.run_module("experiments.copy", run_name="__main__")
 
 
 @pytest.mark.slow
-def test_the_cli_stops_on_sigterm_with_one_line_and_exit_code_143(tmp_path):
+def test_the_cli_stops_on_sigterm_with_one_line_and_resumes_on_fewer_devices(tmp_path):
   out_dir = tmp_path / "run"
-  stopped = run_python("-c", _SELF_SIGTERM, *CLI_FLAGS, f"--out_dir={out_dir}")
+  # 3 seeds on 2 devices: 1 padding seed stored in the checkpoint.
+  stopped = run_python("-c", _SELF_SIGTERM, *CLI_FLAGS, "--seeds=3",
+                       f"--out_dir={out_dir}", devices=2)
   assert stopped.returncode == 143, stopped.stderr[-3000:]
   assert stopped.stderr.strip().splitlines() == [
       f"stopped at step 100; continue with --resume --out_dir {out_dir}"]
   assert _steps(out_dir)[-1] == 100
+  _, at_stop = checkpoints.load_run(str(out_dir), keep_padding=True)
+  assert at_stop.step.tolist() == [100, 100, 100, 100]
+
   resumed = run_python("-m", "experiments.copy", "--resume", f"--out_dir={out_dir}",
-                       "--wandb=off", "--noprogress")
+                       "--wandb=off", "--noprogress", devices=1)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert "resumed from step 100" in resumed.stdout
-  assert [int(line.split(",")[0].split(":")[1]) for line in _lines(out_dir)] == list(
-      range(1, 201))
+  assert "the checkpoint holds 3 seeds + 1 padding; re-laid onto 0 padding" in resumed.stdout
+  assert [json.loads(line)["step"] for line in _lines(out_dir)] == list(range(1, 201))
+  _, at_end = checkpoints.load_run(str(out_dir), keep_padding=True)
+  assert at_end.step.tolist() == [200, 200, 200]

@@ -172,6 +172,8 @@ def _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
       start_step = restored_step
       states = distributed.put_seeds(restored, seed_sharding)
       log(f"resumed from step {start_step}")
+      for unreadable in [s for s in manager.all_steps() if s > start_step]:
+        manager.delete(unreadable)  # else orbax would keep it over the new save
   hosts = f" on {jax.process_count()} hosts" if jax.process_count() > 1 else ""
   per_device = padded_seeds // mesh.size
   group = training.seeds_per_group(
