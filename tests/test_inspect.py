@@ -193,6 +193,7 @@ needs_copy = pytest.mark.skipif(
     reason="ntm_jax/pretrained/copy.msgpack not exported yet")
 
 
+@pytest.mark.slow
 @needs_copy
 def test_pretrained_copy_copies_length_20_with_under_one_bit_error():
   model_config, params = pretrained.load("copy")

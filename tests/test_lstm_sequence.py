@@ -64,6 +64,7 @@ def test_input_gradients_equal_autodiff(case):
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_seed_vmapped_gradients_equal_each_seed_alone(case):
   params, inputs = case
   seeds = jax.vmap(lambda k: ntm_jax.init(k, CONFIG))(jax.random.split(jax.random.PRNGKey(2), 3))

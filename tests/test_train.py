@@ -258,7 +258,8 @@ def test_training_lowers_the_loss(chunk, initial_states):
   assert not np.asarray(states.diverged).any()
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+# rmsprop compiles a chunk of its own: slow.
+@pytest.mark.parametrize("optimizer", ["adam", pytest.param("rmsprop", marks=pytest.mark.slow)])
 def test_both_optimizers_train_finitely(optimizer, chunk, initial_states):
   if optimizer == CONFIG.optimizer:
     config, run = CONFIG, chunk  # reuse the module's compiled chunk
@@ -282,6 +283,7 @@ def test_both_optimizers_train_finitely(optimizer, chunk, initial_states):
     assert np.isfinite(leaf).all()
 
 
+@pytest.mark.slow
 def test_the_lstm_baseline_trains_through_the_same_chunk():
   model = LSTMConfig(input_size=4, output_size=3, size=8, layers=1)
   config = train.TrainConfig(seeds=2, steps=5, batch_size=2, max_length=3, eval_every=5,
@@ -327,6 +329,7 @@ def test_the_lstm_baseline_runs_one_seed_at_a_time_on_a_cpu_and_the_ntm_in_group
   assert train.default_group_target("tpu", MODEL) is None
 
 
+@pytest.mark.slow
 def test_seeds_run_in_groups_give_the_same_results_as_all_at_once():
   states = train.init_states(MODEL, CONFIG, 6)
   results = []
