@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from ntm_jax.config import ModelConfig
 from ntm_jax.models.lstm import LSTM
 from ntm_jax.models.ntm import NTM
+from ntm_jax.models.scan import dynamic_scan
 
 MODELS = {model.config_class.kind: model for model in (NTM, LSTM)}
 
@@ -45,11 +46,13 @@ def init(rng: jax.Array, config: ModelConfig):
 
 
 def _run_sequence(params, inputs, config, memory_size, return_trace, trace_memory,
-                  rng=None):
+                  rng=None, length=None):
+  """One sequence, inputs [T, I] -> (logits [T, O], trace). `length` (int32
+  scalar, may be traced): run only the first `length` steps, zeros after."""
   cell = get_model(config).cell_class(config)
   state = cell.apply(params, memory_size, rng, method=cell.initial_state)
 
-  def step(state, x):
+  def cell_step(params, state, x):
     state, (logits, trace) = cell.apply(params, state, x)
     if not return_trace:
       trace = {}
@@ -57,6 +60,12 @@ def _run_sequence(params, inputs, config, memory_size, return_trace, trace_memor
       trace = {k: v for k, v in trace.items() if k != "memory"}
     return state, (logits, trace)
 
+  if length is not None:
+    # dynamic_scan's backward pass recomputes every step from its input
+    # state, the memory saving jax.checkpoint buys the padded scan.
+    _, (logits, trace) = dynamic_scan(cell_step, params, state, inputs, length)
+    return logits, trace
+  step = lambda state, x: cell_step(params, state, x)
   if config.remat:
     step = jax.checkpoint(step)
   _, (logits, trace) = jax.lax.scan(step, state, inputs)
@@ -76,7 +85,8 @@ def apply_step_by_step(params, inputs: jax.Array, config) -> jax.Array:
 
 def apply(params, inputs: jax.Array, config,
           memory_size: Optional[int] = None, return_trace: bool = False,
-          trace_memory: bool = False, rng: Optional[jax.Array] = None):
+          trace_memory: bool = False, rng: Optional[jax.Array] = None,
+          length=None):
   """Runs the model over a batch of sequences.
 
   Args:
@@ -91,6 +101,11 @@ def apply(params, inputs: jax.Array, config,
     rng: a PRNG key for models that draw at the start of a sequence (an NTM
       with memory_init="random" draws each sequence's memory from it; None:
       one fixed draw).
+    length: None, or an int32 scalar (may be traced) in [0, T]: the time
+      steps to run. The steps past it are never computed (one program serves
+      every length, and the padding costs nothing) and their logits and
+      trace are zeros. A model with `sequence_logits` (the LSTM baseline)
+      runs all T steps and zeroes the logits past it.
 
   Returns:
     (logits [B, T, output_size], trace). trace is None unless return_trace;
@@ -109,12 +124,15 @@ def apply(params, inputs: jax.Array, config,
   if hasattr(model, "sequence_logits"):
     # The same numbers as scanning the cell, over whole sequences (faster).
     logits = model.sequence_logits(params, inputs, config)
+    if length is not None:
+      logits = jnp.where(jnp.arange(inputs.shape[1])[:, None] < length, logits, 0.0)
     chex.assert_shape(logits, inputs.shape[:2] + (config.output_size,))
     return logits, ({} if return_trace else None)
   rngs = None if rng is None else jax.random.split(rng, inputs.shape[0])
   logits, trace = jax.vmap(
-      _run_sequence, in_axes=(None, 0, None, None, None, None, 0 if rng is not None else None))(
-          params, inputs, config, memory_size, return_trace, trace_memory, rngs)
+      _run_sequence,
+      in_axes=(None, 0, None, None, None, None, 0 if rng is not None else None, None))(
+          params, inputs, config, memory_size, return_trace, trace_memory, rngs, length)
   chex.assert_shape(logits, inputs.shape[:2] + (config.output_size,))
   return logits, (trace if return_trace else None)
 

@@ -193,7 +193,7 @@ def _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
     return training.make_seed_parallel(functools.partial(
         training.train_chunk, task=task, model_config=config.model,
         config=dataclasses.replace(t, eval_every=steps), optimizer=optimizer), mesh,
-        model_config=config.model)
+        model_config=config.model, in_axes=(0, None))  # the start step: shared
   # Steps per chunk -> its compiled program: eval_every, and a shorter last
   # chunk when steps is not a multiple of it.
   chunks = {}
@@ -211,7 +211,7 @@ def _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
         first_call = n not in chunks
         if first_call:
           chunks[n] = make_chunk(n)
-        new_states, step_metrics, eval_metrics = chunks[n](states)
+        new_states, step_metrics, eval_metrics = chunks[n](states, np.int32(step))
         step_metrics, eval_metrics, flags = distributed.gather_seeds(
             (step_metrics, eval_metrics,
              (new_states.converged_step, new_states.diverged)))

@@ -20,18 +20,23 @@ def seeds_per_group(local_seeds: int, target: Optional[int]) -> int:
   return min(candidates, key=lambda d: (abs(d - target), -d))
 
 
-def _grouped_vmap(fn, target: Optional[int]):
-  """vmap `fn` over the leading seed axis, `seeds_per_group` seeds at a time."""
-  batched = jax.vmap(fn)
+def _grouped_vmap(fn, target: Optional[int], in_axes=0):
+  """vmap `fn` over the leading seed axis, `seeds_per_group` seeds at a time.
+  in_axes: 0, or a tuple of 0 / None per positional argument (None: shared
+  by every seed, passed whole to every group)."""
+  batched = jax.vmap(fn, in_axes=in_axes)
 
   def run(*args):
-    seeds = jax.tree_util.tree_leaves(args)[0].shape[0]
+    axes = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args)
+    seeded = [a if axis is not None else None for a, axis in zip(args, axes)]
+    seeds = jax.tree_util.tree_leaves(seeded)[0].shape[0]
     group = seeds_per_group(seeds, target)
     if group == seeds:
       return batched(*args)
     split = jax.tree_util.tree_map(
-        lambda x: x.reshape((seeds // group, group) + x.shape[1:]), args)
-    out = jax.lax.map(lambda group_args: batched(*group_args), split)
+        lambda x: x.reshape((seeds // group, group) + x.shape[1:]), seeded)
+    out = jax.lax.map(lambda group_args: batched(*[
+        g if axis is not None else a for g, a, axis in zip(group_args, args, axes)]), split)
     return jax.tree_util.tree_map(lambda x: x.reshape((seeds,) + x.shape[2:]), out)
   return run
 
@@ -47,7 +52,7 @@ def default_group_target(platform: str, model_config=None) -> Optional[int]:
 
 
 def make_seed_parallel(fn, mesh=None, group_target: Union[int, None, str] = "auto",
-                       model_config=None):
+                       model_config=None, in_axes=0):
   """vmap `fn` over a leading seed axis of every argument and output, jit it,
   and, given a 1-D mesh with axis "seeds", split the seeds across its devices
   (no communication: seeds are independent).
@@ -55,14 +60,18 @@ def make_seed_parallel(fn, mesh=None, group_target: Union[int, None, str] = "aut
   group_target: seeds vmapped at once on each device (see `seeds_per_group`);
   None for all at once; "auto" for `default_group_target` of the devices'
   platform and `model_config`. Grouping changes speed, not results.
+  in_axes: 0, or a tuple of 0 / None per positional argument; None marks an
+  argument shared by every seed (unbatched, replicated over the mesh).
   """
   if group_target == "auto":
     group_target = default_group_target(
         mesh.devices.flat[0].platform if mesh is not None else jax.default_backend(),
         model_config)
-  batched = _grouped_vmap(fn, group_target)
+  batched = _grouped_vmap(fn, group_target, in_axes)
   if mesh is not None and mesh.size > 1:
     spec = jax.sharding.PartitionSpec("seeds")
-    batched = jax.shard_map(batched, mesh=mesh, in_specs=spec, out_specs=spec,
+    in_specs = spec if not isinstance(in_axes, tuple) else tuple(
+        spec if axis is not None else jax.sharding.PartitionSpec() for axis in in_axes)
+    batched = jax.shard_map(batched, mesh=mesh, in_specs=in_specs, out_specs=spec,
                             check_vma=False)
   return jax.jit(batched)

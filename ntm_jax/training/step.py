@@ -17,6 +17,11 @@ from ntm_jax.tasks import base as task_base
 import ntm_jax.training.evaluate as evaluate
 from ntm_jax.training.optimizer import curriculum_length, learning_rate_scale, make_optimizer
 
+# The key behind each step's training length: a function of the step number
+# alone, so every seed draws the same length (their time loops run in
+# lockstep under vmap) and a seed's run does not depend on its neighbours.
+_LENGTH_KEY_SEED = 0x5EED
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -81,9 +86,26 @@ def _tree_where(condition, on_true, on_false):
   return jax.tree_util.tree_map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
 
 
+def step_length(step, config: TrainConfig):
+  """The training length of global step `step` (int32, may be traced): one
+  draw, uniform over [min_length, curriculum_length(step)], from a key that
+  depends on `step` alone."""
+  key = jax.random.fold_in(jax.random.PRNGKey(_LENGTH_KEY_SEED), step)
+  return jax.random.randint(key, (), config.min_length,
+                            curriculum_length(step, config) + 1)
+
+
 def train_step(state: TrainState, task, model_config, config: TrainConfig,
-               optimizer: Optional[optax.GradientTransformation] = None):
+               optimizer: Optional[optax.GradientTransformation] = None, step=None):
   """One optimisation step of one seed: (state, metrics) -> (state, metrics).
+
+  Every sequence of the batch has the step's one length (`step_length`),
+  and the model runs only its `task.sequence_steps(length)` time steps.
+
+  step: the global step number (int32 scalar), equal to state.step; pass it
+  unbatched under the seed vmap (`train_chunk`'s `start`) so the length,
+  and with it the time loop's trip count, is shared by the seeds. None:
+  state.step (the same lengths; batched, the loops run in lockstep anyway).
 
   optimizer: None for the config's (its update is a direction, scaled here
   by the seed's learning rate and schedule); or any optax transformation,
@@ -93,16 +115,17 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
   diverged and frozen: its update is skipped from then on, so it can never
   poison the other seeds sharing the program.
   """
-  rng, length_rng, data_rng = jax.random.split(state.rng, 3)
-  longest = curriculum_length(state.step, config)
-  lengths = jax.random.randint(length_rng, (config.batch_size,),
-                               config.min_length, longest + 1)
-  inputs, targets, mask = task.sample(data_rng, config.batch_size, lengths,
+  step = state.step if step is None else step
+  rng, _, data_rng = jax.random.split(state.rng, 3)
+  longest = curriculum_length(step, config)
+  length = step_length(step, config)
+  inputs, targets, mask = task.sample(data_rng, config.batch_size, length,
                                       config.max_length)
 
   def loss_fn(params):
     logits, _ = models.apply(params, inputs, model_config,
-                             rng=jax.random.fold_in(data_rng, 1))
+                             rng=jax.random.fold_in(data_rng, 1),
+                             length=task.sequence_steps(length))
     metrics = task_base.sequence_metrics(task, logits, targets, mask)
     return jnp.mean(metrics["bits"]), jnp.mean(metrics["bit_errors"])
 
@@ -171,16 +194,20 @@ def _update_convergence(state: TrainState, eval_errors, config: TrainConfig,
       last_eval=eval_errors)
 
 
-def train_chunk(state: TrainState, task, model_config, config: TrainConfig,
+def train_chunk(state: TrainState, start=None, *, task, model_config, config: TrainConfig,
                 optimizer: Optional[optax.GradientTransformation] = None):
   """eval_every steps, then an evaluation on fresh training-length data.
 
   One seed; returns (state, step_metrics {name: [eval_every]}, eval_metrics).
+  start: the chunk's first global step (int32 scalar, = state.step), passed
+  unbatched (`make_seed_parallel(..., in_axes=(0, None))`) so the seeds share
+  each step's length; None: state.step (see `train_step`).
   """
-  def body(state, _):
-    return train_step(state, task, model_config, config, optimizer)
+  def body(state, step):
+    return train_step(state, task, model_config, config, optimizer, step)
 
-  state, step_metrics = jax.lax.scan(body, state, None, length=config.eval_every)
+  steps = None if start is None else start + jnp.arange(config.eval_every, dtype=jnp.int32)
+  state, step_metrics = jax.lax.scan(body, state, steps, length=config.eval_every)
   eval_rng, rng = jax.random.split(state.rng)
   # Uniform over the training lengths: the convergence criterion.
   lengths = jnp.arange(config.min_length, config.max_length + 1)
