@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 import ntm_jax
+import ntm_jax.pretrained
+import ntm_jax.tasks
 from ntm_jax import NTMCell, NTMConfig
 
 B, T = 2, 5
@@ -571,3 +573,42 @@ def test_lstm_baseline_apply_matches_numpy_reference(inputs):
   np.testing.assert_allclose(out_jit, out, atol=1e-5)
   with pytest.raises(ValueError, match="inputs must be"):
     ntm_jax.apply(p, inputs[..., :2], BASELINE)
+
+
+# --------------------------------------------------------------------------
+# apply(length=...) and the output layer after the time loop.
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", [CFG, CFG_LSTM, CFG_MULTI, BASELINE],
+                         ids=["ntm", "ntm_lstm_controller", "ntm_multi_head", "lstm"])
+def test_apply_with_a_length_is_the_step_by_step_cell_then_zeros(config):
+  params, x = _params(config), _inputs()
+  stepped = np.asarray(ntm_jax.models.apply_step_by_step(params, x, config))
+  run = jax.jit(lambda p, x, n: ntm_jax.apply(p, x, config, length=n)[0])
+  for length in (0, 1, 3, T):
+    out = np.asarray(run(params, x, jnp.int32(length)))
+    np.testing.assert_allclose(out[:, :length], stepped[:, :length], atol=1e-5)
+    assert np.all(out[:, length:] == 0.0)
+  np.testing.assert_allclose(_jitted(config)(params, x)[0], stepped, atol=1e-5)
+
+
+def test_apply_with_a_length_traces_only_the_steps_run(params, inputs):
+  run = jax.jit(lambda p, x, n: ntm_jax.apply(p, x, CFG, length=n, return_trace=True,
+                                              trace_memory=True))
+  _, trace = run(params, inputs, jnp.int32(3))
+  _, full = _traced_run(CFG)
+  for name in ("read_weights", "write_weights", "memory"):
+    np.testing.assert_allclose(trace[name][:, :3], full[name][:, :3], atol=1e-5)
+    assert np.all(np.asarray(trace[name][:, 3:]) == 0.0)
+
+
+def test_pretrained_copy_gives_the_step_by_step_cells_outputs():
+  model_config, params = ntm_jax.pretrained.load("copy")
+  inputs, _, _ = ntm_jax.tasks.make_task("copy").sample(jax.random.PRNGKey(0), 2, 5, 5)
+  fused = jax.jit(lambda p, x: ntm_jax.apply(p, x, model_config)[0])(params, inputs)
+  stepped = jax.jit(lambda p, x: ntm_jax.models.apply_step_by_step(p, x, model_config))(
+      params, inputs)
+  np.testing.assert_allclose(fused, stepped, atol=1e-4)
+  # A trained copier is confident: the two agree on every output bit.
+  assert np.array_equal(np.asarray(fused) > 0, np.asarray(stepped) > 0)

@@ -46,41 +46,54 @@ def init(rng: jax.Array, config: ModelConfig):
 
 
 def _run_sequence(params, inputs, config, memory_size, return_trace, trace_memory,
-                  rng=None, length=None):
+                  rng=None, length=None, fused_readout=True):
   """One sequence, inputs [T, I] -> (logits [T, O], trace). `length` (int32
   scalar, may be traced): run only the first `length` steps, zeros after."""
   cell = get_model(config).cell_class(config)
   state = cell.apply(params, memory_size, rng, method=cell.initial_state)
 
+  # A cell with a `readout` returns its step's features from `features`;
+  # the readout, a dense layer no recurrence depends on, then runs once
+  # over all time steps: one large matrix product instead of T small ones.
+  fused = fused_readout and hasattr(cell, "readout")
+  method = "features" if fused else None
+
   def cell_step(params, state, x):
-    state, (logits, trace) = cell.apply(params, state, x)
+    state, (out, trace) = cell.apply(params, state, x, method=method)
     if not return_trace:
       trace = {}
     elif not trace_memory:
       trace = {k: v for k, v in trace.items() if k != "memory"}
-    return state, (logits, trace)
+    return state, (out, trace)
 
   if length is not None:
     # dynamic_scan's backward pass recomputes every step from its input
     # state, the memory saving jax.checkpoint buys the padded scan.
-    _, (logits, trace) = dynamic_scan(cell_step, params, state, inputs, length)
-    return logits, trace
-  step = lambda state, x: cell_step(params, state, x)
-  if config.remat:
-    step = jax.checkpoint(step)
-  _, (logits, trace) = jax.lax.scan(step, state, inputs)
+    _, (out, trace) = dynamic_scan(cell_step, params, state, inputs, length)
+  else:
+    step = lambda state, x: cell_step(params, state, x)
+    if config.remat:
+      step = jax.checkpoint(step)
+    _, (out, trace) = jax.lax.scan(step, state, inputs)
+  if not fused:
+    return out, trace
+  logits = cell.apply(params, out, method=cell.readout)
+  if length is not None:
+    logits = jnp.where(jnp.arange(inputs.shape[0])[:, None] < length, logits, 0.0)
   return logits, trace
 
 
 def apply_step_by_step(params, inputs: jax.Array, config) -> jax.Array:
-  """Logits [B, T, output_size] from the model's cell scanned over time.
+  """Logits [B, T, output_size] from the model's cell scanned over time,
+  every step's logits computed inside the step.
 
-  The path `apply` takes for the NTM; for the LSTM baseline, the reference
-  its layer-at-a-time path (`ntm_jax.models.lstm_sequence`) computes the same
-  numbers as.
+  The reference `apply` computes the same numbers as: for the NTM, with the
+  output layer run once after the time loop; for the LSTM baseline, a layer
+  at a time (`ntm_jax.models.lstm_sequence`).
   """
-  return jax.vmap(_run_sequence, in_axes=(None, 0, None, None, None, None))(
-      params, inputs, config, _default_memory_size(config), False, False)[0]
+  return jax.vmap(_run_sequence, in_axes=(None, 0, None, None, None, None, None, None, None))(
+      params, inputs, config, _default_memory_size(config), False, False, None, None,
+      False)[0]
 
 
 def apply(params, inputs: jax.Array, config,

@@ -14,7 +14,10 @@ A model is a class (never instantiated) with:
   forward_flops(config, N) -> {term: FLOPs} of one forward time step
   dense_flops(config)   the dense layers' share of that
 and optionally `sequence_logits(params, inputs, config)`: a faster path
-over whole sequences that computes the same numbers as scanning the cell.
+over whole sequences that computes the same numbers as scanning the cell;
+and, on the cell, `features(state, x) -> (state, (features, trace))` with
+`readout(features) -> logits` (`__call__` composed of the two): `apply`
+then runs the readout once over all time steps, after the time loop.
 """
 from typing import Optional, Protocol
 

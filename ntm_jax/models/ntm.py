@@ -91,6 +91,18 @@ class NTMCell(nn.Module):
 
   def __call__(self, state: NTMState, x: jax.Array):
     """One step. x: [input_size] -> (new state, (logits [output_size], trace))."""
+    state, (features, trace) = self.features(state, x)
+    return state, (self.readout(features), trace)
+
+  def readout(self, features: jax.Array) -> jax.Array:
+    """[..., H + R M] step features -> [..., output_size] logits. Nothing
+    recurrent depends on it, so `ntm_jax.models.api.apply` runs it once over
+    all time steps after the time loop."""
+    return self.output_layer(features)
+
+  def features(self, state: NTMState, x: jax.Array):
+    """One step up to the output layer: x [input_size] -> (new state,
+    (features [H + R M]: the controller output and read vectors, trace))."""
     c = self.config
     controller_input = jnp.concatenate([x, state.read_vectors.reshape(-1)])
     controller_carry, hidden = self.controller(state.controller, controller_input)
@@ -104,12 +116,12 @@ class NTMCell(nn.Module):
     read_weights = _address_heads(columns, state.read_weights, *read)
     read_vectors = memory_ops.read_heads_columns(columns, read_weights)  # [R, M]
 
-    logits = self.output_layer(jnp.concatenate([hidden, read_vectors.reshape(-1)]))
+    features = jnp.concatenate([hidden, read_vectors.reshape(-1)])
     new_state = NTMState(columns, read_weights, write_weights, read_vectors,
                          controller_carry)
     trace = {"read_weights": read_weights, "write_weights": write_weights,
              "memory": columns.T}  # [N, M], the paper's layout
-    return new_state, (logits, trace)
+    return new_state, (features, trace)
 
   def init_all(self, memory_size: int, x: jax.Array):
     return self(self.initial_state(memory_size), x)
