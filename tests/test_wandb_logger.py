@@ -123,7 +123,9 @@ def test_off_never_imports_or_starts_wandb(tmp_path):
 _FAKE_SUMMARY = {
     "aggregate": {"seeds": 2, "converged": 1, "diverged": 0,
                   "steps_to_converge": {"q1": 50.0, "median": 50.0, "q3": 50.0},
-                  "median_bit_errors_by_length": {"2": 0.25, "4": 1.5}},
+                  "median_bit_errors_by_length": {"2": 0.25, "4": 1.5},
+                  "seeds_under_1_bit_error_by_length": {"2": 2, "4": 0},
+                  "median_bits_by_length": {"2": 0.5, "4": 3.0}},
     "seeds": [{"seed": 0, "converged_step": 50, "diverged": False,
                "bit_errors_by_length": {"2": 0.0, "4": 1.0}},
               {"seed": 1, "converged_step": None, "diverged": False,
