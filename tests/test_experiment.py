@@ -31,9 +31,11 @@ def _run(config, out_dir, **kwargs):
 
 
 def _padded_seeds(config):
-  """Seeds run() actually trains: config.train.seeds rounded up to the devices."""
+  """Seeds run() actually trains: config.train.seeds rounded up to whole
+  groups on every device."""
   devices = len(jax.local_devices())
-  return -(-config.train.seeds // devices) * devices
+  group = train.default_group_target(jax.default_backend(), config.model)
+  return -(-config.train.seeds // (devices * (group or 1))) * devices * (group or 1)
 
 
 def _metric_lines(out_dir):

@@ -74,7 +74,7 @@ def test_load_run_reads_a_padded_sharded_checkpoint_on_any_devices(sharded_run_d
   assert isinstance(states, train.TrainState)
   assert states.step.shape == (SEEDS,) and np.all(states.step == 100)
   _, padded = checkpoints.load_run(run_dir, keep_padding=True)
-  assert padded.step.shape == (4,)  # 3 seeds rounded up to 2 devices
+  assert padded.step.shape == (8,)  # 3 seeds rounded up to 2 devices x groups of 4
   params = checkpoints.seed_params(states, 2)
   np.testing.assert_array_equal(jax.tree_util.tree_leaves(params)[0],
                                 jax.tree_util.tree_leaves(padded.best_params)[0][2])

@@ -134,7 +134,9 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
   t = config.train
   task = config.make_task()
   mesh = distributed.seed_mesh(devices)
-  padded_seeds = -(-t.seeds // mesh.size) * mesh.size
+  padded_seeds = training.padded_seed_count(
+      t.seeds, mesh.size, training.default_group_target(
+          mesh.devices.flat[0].platform, config.model))
   if (initial_states is not None
       and jax.tree_util.tree_leaves(initial_states)[0].shape[0] != padded_seeds):
     raise ValueError(f"initial_states must hold {padded_seeds} seeds")

@@ -5,7 +5,7 @@
 from ntm_jax.training.evaluate import (convergence_value, converge_metric,
                                        evaluate_lengths, evaluate_padded)
 from ntm_jax.training.layout import (default_group_target, make_seed_parallel,
-                                     seeds_per_group)
+                                     padded_seed_count, seeds_per_group)
 from ntm_jax.training.optimizer import (curriculum_length, learning_rate_scale,
                                         make_optimizer)
 from ntm_jax.training.step import (TrainState, init_state, init_states, train_chunk,
@@ -15,5 +15,5 @@ from ntm_jax.config import TrainConfig
 __all__ = ["TrainConfig", "TrainState", "converge_metric", "convergence_value",
            "curriculum_length", "default_group_target", "evaluate_lengths",
            "evaluate_padded", "init_state", "init_states", "learning_rate_scale",
-           "make_optimizer", "make_seed_parallel", "seeds_per_group", "train_chunk",
-           "train_step"]
+           "make_optimizer", "make_seed_parallel", "padded_seed_count", "seeds_per_group",
+           "train_chunk", "train_step"]

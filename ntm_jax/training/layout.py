@@ -1,5 +1,19 @@
 """How seeds are laid over devices: vmapped, in cache-sized groups on a CPU,
-and split over a mesh of devices with `jax.shard_map` (seeds never talk)."""
+and split over the devices of a 1-D "seeds" mesh (seeds never talk).
+
+A seed's results depend only on its seed and the settings, not on the
+layout, because (measured bitwise on the copy NTM):
+- XLA rounds a vmapped program differently for different vmap widths, so on
+  a CPU the group width is FIXED (the model's `cpu_seeds_per_group`) and the
+  seeds are padded to a whole number of groups per device
+  (`padded_seed_count`); a seed's position within a group does not matter;
+- a program partitioned over several devices (shard_map or a sharded jit)
+  is optimised differently from a one-device program, so every device runs
+  the very program a one-device run compiles (`_PerDevice`).
+On accelerators every seed of a device runs at once: there the results
+depend on the number of seeds per device (config.json's provenance records
+it).
+"""
 from typing import Optional, Union
 
 import jax
@@ -15,9 +29,19 @@ def seeds_per_group(local_seeds: int, target: Optional[int]) -> int:
   all of them."""
   if target is None or local_seeds <= target:
     return local_seeds
+  if local_seeds % target == 0:
+    return target  # the layout-independent case the engine pads for
   candidates = [d for d in range(min(3, local_seeds, target), local_seeds + 1)
                 if local_seeds % d == 0]
   return min(candidates, key=lambda d: (abs(d - target), -d))
+
+
+def padded_seed_count(seeds: int, devices: int, group: Optional[int]) -> int:
+  """Seeds to run: `seeds` rounded up so every device holds the same whole
+  number of groups of exactly `group` seeds (None: one device's share). The
+  extra seeds are the next seed numbers; their results are dropped."""
+  per = devices * (group or 1)
+  return -(-seeds // per) * per
 
 
 def _grouped_vmap(fn, target: Optional[int], in_axes=0):
@@ -59,9 +83,11 @@ def make_seed_parallel(fn, mesh=None, group_target: Union[int, None, str] = "aut
 
   group_target: seeds vmapped at once on each device (see `seeds_per_group`);
   None for all at once; "auto" for `default_group_target` of the devices'
-  platform and `model_config`. Grouping changes speed, not results.
+  platform and `model_config`.
   in_axes: 0, or a tuple of 0 / None per positional argument; None marks an
   argument shared by every seed (unbatched, replicated over the mesh).
+  Results are bit-identical across layouts when every device's seed count
+  is a multiple of the group size (`padded_seed_count`).
   """
   if group_target == "auto":
     group_target = default_group_target(
@@ -69,9 +95,54 @@ def make_seed_parallel(fn, mesh=None, group_target: Union[int, None, str] = "aut
         model_config)
   batched = _grouped_vmap(fn, group_target, in_axes)
   if mesh is not None and mesh.size > 1:
-    spec = jax.sharding.PartitionSpec("seeds")
-    in_specs = spec if not isinstance(in_axes, tuple) else tuple(
-        spec if axis is not None else jax.sharding.PartitionSpec() for axis in in_axes)
-    batched = jax.shard_map(batched, mesh=mesh, in_specs=in_specs, out_specs=spec,
-                            check_vma=False)
+    return _PerDevice(batched, mesh, in_axes)
   return jax.jit(batched)
+
+
+class _PerDevice:
+  """Runs one one-device program on each device's own seeds, dispatched
+  asynchronously so the devices work at once; arguments and results are
+  global arrays sharded over the mesh's seed axis, as a sharded jit's are.
+  Several processes: each runs its own local devices."""
+
+  def __init__(self, batched, mesh, in_axes=0):
+    self.jitted = jax.jit(batched)
+    self.mesh = mesh
+    self.sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
+    self.devices = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
+    self.in_axes = in_axes
+
+  def _split(self, args):
+    """Per local device, that device's slice of every seeded argument (and
+    the shared ones whole, on that device)."""
+    axes = self.in_axes if isinstance(self.in_axes, tuple) else (self.in_axes,) * len(args)
+    per_device = [[] for _ in self.devices]
+    for arg, axis in zip(args, axes):
+      if axis is None:
+        for i, device in enumerate(self.devices):
+          per_device[i].append(jax.device_put(arg, device))
+        continue
+      arg = jax.device_put(arg, self.sharding)
+      for i, device in enumerate(self.devices):
+        per_device[i].append(jax.tree_util.tree_map(
+            lambda x, d=device: next(s.data for s in x.addressable_shards if s.device == d),
+            arg))
+    return per_device
+
+  def _join(self, outs):
+    def leaf(*parts):
+      shape = (parts[0].shape[0] * self.mesh.size,) + parts[0].shape[1:]
+      return jax.make_array_from_single_device_arrays(shape, self.sharding, list(parts))
+    return jax.tree_util.tree_map(leaf, *outs)
+
+  def __call__(self, *args):
+    return self._join([self.jitted(*a) for a in self._split(args)])
+
+  def lower(self, *args):
+    parent, lowered = self, [self.jitted.lower(*a) for a in self._split(args)]
+
+    class Lowered:
+      def compile(self):
+        compiled = [one.compile() for one in lowered]
+        return lambda *a: parent._join([c(*x) for c, x in zip(compiled, parent._split(a))])
+    return Lowered()
