@@ -174,20 +174,24 @@ def _parse_value(text: str):
 
 
 def rank(results: list, metric: str, goal: str) -> list:
-  """Best first by `metric`; then finished trials without a value (e.g. no
-  seed converged, so no median), then failed trials; ties keep trial order."""
+  """Best first by `metric`, ties to the lower median cost at the longest
+  test length (not to trial order); then finished trials without a value
+  (e.g. no median), then failed trials; remaining ties keep trial order."""
   def key(r):
     value = r["metrics"].get(metric)
     if value is None:
-      return (1 if r["metrics"] else 2, 0.0)
-    return (0, -value if goal == "maximize" else value)
+      return (1 if r["metrics"] else 2, 0.0, 0.0)
+    tie = r["metrics"].get("median_bits_at_longest")
+    return (0, -value if goal == "maximize" else value,
+            float("inf") if tie is None else tie)
   return sorted(results, key=key)
 
 
 def ranking_table(results: list, metric: str, columns: list) -> str:
   """A Markdown table: rank, trial, the sweep metrics, then the parameters."""
   metric_names = [metric] + [m for m in ("converged_fraction", "median_steps_to_converge",
-                                         "diverged_fraction") if m != metric]
+                                         "diverged_fraction", "under_1_bit_at_longest_fraction",
+                                         "median_bits_at_longest") if m != metric]
   def cell(value):
     if value is None:
       return "-"

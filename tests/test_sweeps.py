@@ -287,3 +287,13 @@ def test_the_runner_runs_and_ranks_a_two_trial_copy_sweep(tmp_path, monkeypatch)
   rows = [line for line in (out_dir / "ranking.md").read_text().splitlines()
           if line.startswith("| ") and line[2].isdigit()]
   assert len(rows) == 2
+
+
+def test_ties_on_the_metric_go_to_the_lower_cost_at_the_longest_length():
+  def trial(index, fraction, bits):
+    return {"trial": index, "metrics": {"under_1_bit_at_longest_fraction": fraction,
+                                        "median_bits_at_longest": bits}}
+  results = [trial(0, 0.5, 9.0), trial(1, 0.75, 30.0), trial(2, 0.5, 0.2),
+             trial(3, 0.5, None), {"trial": 4, "metrics": {}}]
+  ranked = sweep_run.rank(results, "under_1_bit_at_longest_fraction", "maximize")
+  assert [r["trial"] for r in ranked] == [1, 2, 0, 3, 4]
