@@ -1,38 +1,83 @@
-"""Throughput of the seed-parallel engine on the copy task.
+"""Training throughput of the seed-parallel engine on the copy task, counting
+only useful work, and the same against another commit.
 
-    python -m experiments.benchmark --seeds 1,8,30 --json benchmark.json
+    python -m experiments.benchmark --seeds 8,30 --json benchmark.json
+    python -m experiments.benchmark --seeds 30 --baseline_ref bd7704a
 
-For each seed count: compile time, steps/s and sequences/s of the vmapped
-engine on 1 device and on all devices, the same for a Python loop over seeds
-calling the same compiled one-seed program, achieved FLOP/s (counted
-analytically by `ntm_jax.analysis.flops`: XLA's cost analysis counts a scan body once)
-against the CPU's estimated fp32 peak and against what one large matmul
-per device reaches (the best case XLA achieves here), peak memory, and the time split
-between training steps and the in-chunk evaluation.
+For each seed and device count: compile time, steps/s, sequences/s and
+useful time steps/s (a sequence of length l counts its task's
+sequence_steps(l) steps, never the padding up to max_length), and useful
+FLOP/s (`ntm_jax.analysis.flops`, counted analytically on the useful steps:
+XLA's cost analysis counts a loop body once) as a fraction of the CPU's
+nominal fp32 peak and of what one 1024 x 1024 matmul per device reaches.
+
+--baseline_ref times `python -m experiments.copy` (summary.json's
+timing.train_s) in this tree and in a temporary `git worktree` of the
+commit, back to back, and prints their ratio: the engine's own code differs
+between commits, the command line does not.
 """
-import dataclasses
-import functools
 import json
 import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 
 from absl import app
 from absl import flags
 
-_SEEDS = flags.DEFINE_list("seeds", ["1", "8", "30"], "Seed counts to measure.")
+from experiments import common
+
+_SEEDS = flags.DEFINE_list("seeds", ["8", "30"], "Seed counts to measure in process.")
 _CHUNKS = flags.DEFINE_integer("chunks", 3, "Timed chunks per measurement (after a warm-up).")
 _STEPS = flags.DEFINE_integer("steps_per_chunk", 100, "Training steps per compiled chunk.")
 _BATCH = flags.DEFINE_integer("batch_size", 4, "Sequences per seed per step.")
-_LOOP = flags.DEFINE_bool("python_loop", True, "Also time a Python loop over seeds.")
-_ALL_AT_ONCE = flags.DEFINE_bool(
-    "all_at_once", True, "Also time every seed of a device vmapped at once (no seed groups).")
+_ROWS = flags.DEFINE_integer("memory_rows", 128, "Memory rows N of the copy NTM.")
 _JSON = flags.DEFINE_string("json", None, "Write the results here as JSON.")
 _DEVICES = flags.DEFINE_list("devices", None, "Device counts to compare (default: 1 and all).")
+_REF = flags.DEFINE_string("baseline_ref", None,
+                           "A git commit to compare with (experiments.copy in a worktree).")
+_REF_SEEDS = flags.DEFINE_integer("baseline_seeds", 30, "--seeds of the compared runs.")
+_REF_STEPS = flags.DEFINE_integer("baseline_steps", 1000, "--steps of the compared runs.")
+_REF_EVAL = flags.DEFINE_integer("baseline_eval_every", 250, "--eval_every of the compared runs.")
+_REF_REPEATS = flags.DEFINE_integer("baseline_repeats", 1,
+                                    "Back-to-back (baseline, this tree) pairs of runs.")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _check_flags() -> list:
+  """Every flag, before any work: the seed counts, or ValueError (one line)."""
+  if _JSON.value is not None:
+    path = os.path.abspath(_JSON.value)
+    if os.path.isdir(path):
+      raise ValueError(f"--json {_JSON.value} is a directory")
+    if not os.access(os.path.dirname(path), os.W_OK):
+      raise ValueError(f"--json {_JSON.value}: its directory does not exist or cannot be written")
+  try:
+    seeds = [int(s) for s in _SEEDS.value]
+    devices = [int(d) for d in _DEVICES.value or []]
+  except ValueError:
+    raise ValueError("--seeds and --devices must be lists of integers") from None
+  for name, values in (("--seeds", seeds), ("--devices", devices)):
+    if any(v < 1 for v in values):
+      raise ValueError(f"{name} must be >= 1, got {values}")
+  for flag in (_CHUNKS, _STEPS, _BATCH, _ROWS, _REF_SEEDS, _REF_STEPS, _REF_EVAL, _REF_REPEATS):
+    if flag.value < 1:
+      raise ValueError(f"--{flag.name} must be >= 1, got {flag.value}")
+  if _REF.value is not None:
+    if _REF_EVAL.value > _REF_STEPS.value:
+      raise ValueError("--baseline_eval_every must be <= --baseline_steps")
+    found = subprocess.run(["git", "-C", ROOT, "rev-parse", "--verify", "--quiet",
+                            f"{_REF.value}^{{commit}}"], capture_output=True, text=True)
+    if found.returncode != 0:
+      raise ValueError(f"--baseline_ref {_REF.value} is not a commit of {ROOT}")
+  return seeds
 
 
 def _cpu_peak_flops():
-  """Estimated fp32 peak of this CPU: cores x GHz x FLOPs/cycle (FMA width)."""
+  """Nominal fp32 peak of this CPU: cores x GHz x FLOPs/cycle (FMA width)."""
   try:
     with open("/proc/cpuinfo") as f:
       info = f.read()
@@ -45,165 +90,168 @@ def _cpu_peak_flops():
   per_cycle = 2 * 2 * lanes
   cores = os.cpu_count() or 1
   ghz = (max(mhz) if mhz else 2000.0) / 1000.0
-  peak = cores * ghz * 1e9 * per_cycle
-  return peak, f"{cores} cores x {ghz:.2f} GHz x {per_cycle} FLOPs/cycle"
+  return cores * ghz * 1e9 * per_cycle, f"{cores} cores x {ghz:.2f} GHz x {per_cycle} FLOPs/cycle"
 
 
-def _matmul_flops_per_s(mesh, size: int = 1024, repeats: int = 10) -> float:
-  """FLOP/s XLA reaches on this machine's best case: one large fp32 matmul
-  per device of `mesh`, all at once; the yardstick beside the nominal peak."""
+def _matmul_flops_per_s(size: int = 1024, repeats: int = 10) -> float:
+  """FLOP/s of XLA's best case here: one large fp32 matmul per device, all
+  at once; the yardstick beside the nominal peak."""
   import jax
   import jax.numpy as jnp
-  spec = jax.sharding.PartitionSpec("seeds")
-  sharding = jax.sharding.NamedSharding(mesh, spec)
-  a = jax.device_put(jnp.ones((mesh.size, size, size), jnp.float32), sharding)
-  matmul = jax.jit(jax.shard_map(lambda x: jnp.einsum("dij,djk->dik", x, x), mesh=mesh,
-                                 in_specs=spec, out_specs=spec))
-  jax.block_until_ready(matmul(a))
+  devices = jax.local_devices()
+  a = [jax.device_put(jnp.ones((size, size), jnp.float32), d) for d in devices]
+  matmul = jax.jit(lambda x: x @ x)
+  jax.block_until_ready([matmul(x) for x in a])
   began = time.perf_counter()
-  for _ in range(repeats):
-    out = matmul(a)
+  out = [matmul(x) for x in a for _ in range(repeats)]
   jax.block_until_ready(out)
-  return repeats * mesh.size * 2 * size ** 3 / (time.perf_counter() - began)
+  return repeats * len(devices) * 2 * size ** 3 / (time.perf_counter() - began)
 
 
-def _timed(fn, *args):
-  began = time.perf_counter()
-  out = fn(*args)
-  import jax
-  jax.block_until_ready(out)
-  return out, time.perf_counter() - began
-
-
-def main(argv):
-  del argv
-  import ntm_jax.training.devices as devices_lib
-  devices_lib.use_all_cpu_cores()
+def _measure(seeds: int, device_count: int, peak, yardstick) -> dict:
+  """One in-process measurement of the engine's compiled chunk."""
+  import functools
   import jax
   import numpy as np
   from ntm_jax import NTMConfig
-  import ntm_jax.runs.engine as experiment
-  import ntm_jax.training.distributed as distributed
   import ntm_jax.analysis.flops as flops_lib
   import ntm_jax.training as train
+  import ntm_jax.training.distributed as distributed
+  from ntm_jax.training.step import step_length
   from ntm_jax.tasks import CopyTask
 
   task = CopyTask()
-  model = NTMConfig(task.input_size, task.output_size)
-  all_devices = len(jax.local_devices())
-  device_counts = ([int(d) for d in _DEVICES.value] if _DEVICES.value
-                   else sorted({1, all_devices}))
-  peak, peak_note = _cpu_peak_flops() if jax.default_backend() == "cpu" else (None, "")
-  results = {"backend": jax.default_backend(), "devices_available": all_devices,
-             "cpu_peak_flops": peak, "cpu_peak_note": peak_note,
-             "steps_per_chunk": _STEPS.value, "batch_size": _BATCH.value, "rows": []}
+  model = NTMConfig(task.input_size, task.output_size, memory_rows=_ROWS.value)
+  steps = _STEPS.value
+  config = train.TrainConfig(seeds=seeds, steps=steps, eval_every=steps, batch_size=_BATCH.value)
+  mesh = distributed.seed_mesh(device_count)
+  padded = -(-seeds // mesh.size) * mesh.size
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
+  states = jax.device_put(train.init_states(model, config, padded), sharding)
+  chunk = train.make_seed_parallel(functools.partial(
+      train.train_chunk, task=task, model_config=model, config=config), mesh,
+      model_config=model, in_axes=(0, None))
+  began = time.perf_counter()
+  compiled = chunk.lower(states, np.int32(0)).compile()
+  compile_s = time.perf_counter() - began
+  # The evaluation ends every chunk: padded, but only its sequences' own
+  # steps are useful.
+  lengths = np.arange(config.min_length, config.max_length + 1)
+  per_length = max(1, -(-config.eval_batch // len(lengths)))
+  eval_steps = per_length * sum(task.sequence_steps(int(l)) for l in lengths)
 
-  def measure(seeds, device_count, group_target="auto"):
-    config = train.TrainConfig(seeds=seeds, steps=_STEPS.value, eval_every=_STEPS.value,
-                               batch_size=_BATCH.value)
-    mesh = distributed.seed_mesh(device_count)
-    padded = -(-seeds // mesh.size) * mesh.size
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
-    states = jax.device_put(train.init_states(model, config, padded), sharding)
-    chunk = train.make_seed_parallel(functools.partial(
-        train.train_chunk, task=task, model_config=model, config=config), mesh,
-        group_target=group_target, model_config=model)
-    if group_target == "auto":
-      group_target = train.default_group_target(jax.default_backend(), model)
-    group = train.seeds_per_group(padded // mesh.size, group_target)
+  def useful(start):
+    """(useful time steps, useful FLOPs) of every seed's chunk from `start`."""
+    lengths = np.asarray(jax.vmap(lambda s: step_length(s, config))(
+        start + np.arange(steps, dtype=np.int32)))
+    train_steps = [task.sequence_steps(int(l)) for l in lengths]
+    flops = sum(flops_lib.train_step_flops(model, _BATCH.value, t) for t in train_steps)
+    flops += eval_steps * flops_lib.forward_flops_per_step(model)
+    return seeds * _BATCH.value * sum(train_steps), seeds * flops
+
+  states = jax.block_until_ready(compiled(states, np.int32(0)))[0]  # warm-up
+  seconds, time_steps, flops = [], 0, 0
+  for k in range(1, _CHUNKS.value + 1):
     began = time.perf_counter()
-    compiled = chunk.lower(states).compile()
-    compile_s = time.perf_counter() - began
-    # FLOPs of one chunk: the training steps, then the evaluation's forward
-    # passes over its fresh sequences, for every (unpadded) seed.
-    steps_per_sequence = task.sequence_steps(config.max_length)
-    eval_sequences = (config.max_length - config.min_length + 1) * max(
-        1, -(-config.eval_batch // (config.max_length - config.min_length + 1)))
-    flops = seeds * (
-        _STEPS.value * flops_lib.train_step_flops(model, _BATCH.value, steps_per_sequence)
-        + eval_sequences * steps_per_sequence * flops_lib.forward_flops_per_step(model))
-    states = _timed(compiled, states)[0][0]  # warm-up
-    seconds = []
-    for _ in range(_CHUNKS.value):
-      out, dt = _timed(compiled, states)
-      states = out[0]
-      seconds.append(dt)
-    dt = float(np.median(seconds))
-    # The in-chunk evaluation alone, to split the time.
-    lengths = np.arange(config.min_length, config.max_length + 1)
-    per_length = max(1, -(-config.eval_batch // len(lengths)))
-    evaluate = train.make_seed_parallel(lambda p, k: train.evaluate_padded(
-        p, k, task, model, lengths, per_length, config.max_length, None), mesh,
-        group_target=group_target)
-    keys = jax.device_put(jax.vmap(jax.random.PRNGKey)(np.arange(padded)), sharding)
-    _timed(evaluate, states.params, keys)
-    _, eval_s = _timed(evaluate, states.params, keys)
-    steps_per_s = _STEPS.value / dt
-    row = {"seeds": seeds, "devices": mesh.size, "engine": "vmap",
-           "seeds_per_group": group,
-           "compile_s": compile_s, "chunk_s": dt, "steps_per_s": steps_per_s,
-           "sequences_per_s": steps_per_s * seeds * _BATCH.value,
-           "eval_fraction": eval_s / dt, "flops_per_chunk": flops,
-           "flops_per_s": flops / dt}
-    if peak:
-      row["fraction_of_peak"] = row["flops_per_s"] / peak
-    return row, states
+    states = jax.block_until_ready(compiled(states, np.int32(k * steps)))[0]
+    seconds.append(time.perf_counter() - began)
+    counts = useful(k * steps)
+    time_steps, flops = time_steps + counts[0], flops + counts[1]
+  total = sum(seconds)
+  row = {"seeds": seeds, "devices": mesh.size, "compile_s": compile_s,
+         "chunk_s": float(np.median(seconds)), "steps_per_s": _CHUNKS.value * steps / total,
+         "sequences_per_s": _CHUNKS.value * steps * seeds * _BATCH.value / total,
+         "useful_time_steps_per_s": time_steps / total, "useful_flops_per_s": flops / total}
+  row["fraction_of_matmul"] = row["useful_flops_per_s"] / yardstick
+  if peak:
+    row["fraction_of_peak"] = row["useful_flops_per_s"] / peak
+  return row
 
-  def measure_loop(seeds, device_count):
-    """A Python loop over seeds, each chunk of each seed the same compiled
-    one-seed program; seed s lives on device s % device_count, and JAX's
-    asynchronous dispatch lets the devices work at the same time."""
-    config = train.TrainConfig(seeds=1, steps=_STEPS.value, eval_every=_STEPS.value,
-                               batch_size=_BATCH.value)
-    one = train.make_seed_parallel(functools.partial(
-        train.train_chunk, task=task, model_config=model, config=config))
-    local = jax.local_devices()[:device_count]
-    states = [jax.device_put(train.init_states(model, dataclasses.replace(config, seed=s), 1),
-                             local[s % device_count]) for s in range(seeds)]
-    for d in range(min(seeds, device_count)):
-      states[d] = _timed(one, states[d])[0][0]  # compile + warm-up
-    seconds = []
-    for _ in range(_CHUNKS.value):
-      began = time.perf_counter()
-      for s in range(seeds):
-        states[s] = one(states[s])[0]
-      jax.block_until_ready(states)
-      seconds.append(time.perf_counter() - began)
-    dt = float(np.median(seconds))
-    steps_per_s = _STEPS.value / dt
-    return {"seeds": seeds, "devices": device_count, "engine": "python loop", "chunk_s": dt,
-            "steps_per_s": steps_per_s, "sequences_per_s": steps_per_s * seeds * _BATCH.value}
 
-  for seeds in (int(s) for s in _SEEDS.value):
-    rows = [measure(seeds, d)[0] for d in device_counts]
-    if _ALL_AT_ONCE.value and rows[-1]["seeds_per_group"] < -(-seeds // rows[-1]["devices"]):
-      rows.append(measure(seeds, device_counts[-1], group_target=None)[0])
-    if _LOOP.value and seeds > 1:
-      rows += [measure_loop(seeds, d) for d in device_counts]
-    for row in rows:
+def _copy_timing(tree: str, out_dir: str) -> dict:
+  """summary.json's timing of one `experiments.copy` run in `tree`."""
+  command = [sys.executable, "-m", "experiments.copy", f"--seeds={_REF_SEEDS.value}",
+             f"--steps={_REF_STEPS.value}", f"--eval_every={_REF_EVAL.value}",
+             f"--batch_size={_BATCH.value}", f"--memory_rows={_ROWS.value}",
+             "--plots=false", "--progress=false", f"--out_dir={out_dir}"]
+  env = dict(os.environ, PYTHONPATH=tree)
+  done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+  if done.returncode != 0:
+    raise RuntimeError(f"{' '.join(command)} in {tree} failed:\n{done.stderr[-2000:]}")
+  with open(os.path.join(out_dir, "summary.json")) as f:
+    return json.load(f)["timing"]
+
+
+def _compare_with(ref: str) -> dict:
+  """Back-to-back experiments.copy runs of `ref` and of this tree."""
+  import numpy as np
+  with tempfile.TemporaryDirectory(prefix="ntm_benchmark_") as scratch:
+    tree = os.path.join(scratch, "tree")
+    subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", tree, ref],
+                   check=True, capture_output=True)
+    try:
+      runs = {"baseline": [], "this": []}
+      for i in range(_REF_REPEATS.value):
+        for name, where in (("baseline", tree), ("this", ROOT)):
+          timing = _copy_timing(where, os.path.join(scratch, f"{name}{i}"))
+          runs[name].append({k: timing[k] for k in ("train_s", "compile_s")})
+          print(f"{name:<8} {ref if name == 'baseline' else 'this tree':>10}: train "
+                f"{timing['train_s']:.1f} s, compile {timing['compile_s']:.1f} s", flush=True)
+    finally:
+      subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", tree],
+                     capture_output=True)
+  median = lambda name, key: float(np.median([r[key] for r in runs[name]]))
+  return {"ref": ref, "runs": runs,
+          "train_speedup": median("baseline", "train_s") / median("this", "train_s"),
+          "compile_ratio": median("this", "compile_s") / median("baseline", "compile_s")}
+
+
+def main(argv):
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments {argv[1:]}")
+  try:
+    seed_counts = _check_flags()
+  except ValueError as error:
+    sys.exit(f"error: {error}")
+  import ntm_jax.training.devices as devices_lib
+  devices_lib.use_all_cpu_cores()
+  import jax
+  all_devices = len(jax.local_devices())
+  device_counts = sorted({int(d) for d in _DEVICES.value or [1, all_devices]})
+  if device_counts[-1] > all_devices:
+    sys.exit(f"error: --devices {device_counts[-1]} exceeds the {all_devices} available")
+  peak, peak_note = _cpu_peak_flops() if jax.default_backend() == "cpu" else (None, "")
+  yardstick = _matmul_flops_per_s()
+  results = {"backend": jax.default_backend(), "devices_available": all_devices,
+             "cpu_peak_flops": peak, "cpu_peak_note": peak_note, "matmul_flops_per_s": yardstick,
+             "steps_per_chunk": _STEPS.value, "batch_size": _BATCH.value, "rows": []}
+  for seeds in seed_counts:
+    for devices in device_counts:
+      row = _measure(seeds, devices, peak, yardstick)
       results["rows"].append(row)
       print(json.dumps(row), flush=True)
-  results["matmul_flops_per_s"] = _matmul_flops_per_s(distributed.seed_mesh(all_devices))
   results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-  print(f"\n{'engine':<12} {'seeds':>5} {'dev':>3} {'group':>5} {'compile s':>9} {'steps/s':>8} "
-        f"{'seq/s':>8} {'GFLOP/s':>8} {'% peak':>7} {'eval %':>6}")
+  print(f"\n{'seeds':>5} {'dev':>3} {'compile s':>9} {'steps/s':>8} {'seq/s':>8} "
+        f"{'useful T/s':>10} {'GFLOP/s':>8} {'% peak':>7} {'% matmul':>8}")
   for r in results["rows"]:
-    gflops = r.get("flops_per_s")
-    print(f"{r['engine']:<12} {r['seeds']:>5} {r['devices']:>3} {r.get('seeds_per_group', 1):>5} "
-          f"{r.get('compile_s', float('nan')):>9.1f} {r['steps_per_s']:>8.2f} "
-          f"{r['sequences_per_s']:>8.0f} {gflops / 1e9 if gflops else float('nan'):>8.2f} "
+    print(f"{r['seeds']:>5} {r['devices']:>3} {r['compile_s']:>9.1f} {r['steps_per_s']:>8.2f} "
+          f"{r['sequences_per_s']:>8.0f} {r['useful_time_steps_per_s']:>10.0f} "
+          f"{r['useful_flops_per_s'] / 1e9:>8.2f} "
           f"{100 * r.get('fraction_of_peak', float('nan')):>7.2f} "
-          f"{100 * r.get('eval_fraction', float('nan')):>6.1f}")
-  print(f"FLOPs counted analytically (ntm_jax.analysis.flops). Peak fp32 estimate: "
-        f"{peak_note}; peak RSS {results['peak_rss_mb']:.0f} MB")
-  matmul = results["matmul_flops_per_s"]
-  print(f"Yardstick: a 1024 x 1024 fp32 matmul per device reaches {matmul / 1e9:.1f} GFLOP/s"
-        + (f" ({100 * matmul / peak:.0f}% of the estimated peak)" if peak else ""))
+          f"{100 * r['fraction_of_matmul']:>8.2f}")
+  print(f"Useful work only (each sequence's own time steps); FLOPs counted analytically "
+        f"(ntm_jax.analysis.flops). Peak fp32: {peak_note}. Yardstick: a 1024 x 1024 fp32 "
+        f"matmul per device, {yardstick / 1e9:.1f} GFLOP/s. Peak RSS "
+        f"{results['peak_rss_mb']:.0f} MB")
+  if _REF.value is not None:
+    results["baseline"] = _compare_with(_REF.value)
+    b = results["baseline"]
+    print(f"training {b['train_speedup']:.2f}x faster than {_REF.value} (train_s ratio, "
+          f"median of {_REF_REPEATS.value}); compile time x{b['compile_ratio']:.2f}")
   if _JSON.value:
     with open(_JSON.value, "w") as f:
       json.dump(results, f, indent=2)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)
