@@ -378,7 +378,7 @@ def test_the_cli_stops_on_sigterm_with_one_line_and_resumes_on_fewer_devices(tmp
       f"stopped at step 100; continue with --resume --out_dir {out_dir}"]
   assert _steps(out_dir)[-1] == 100
   _, at_stop = checkpoints.load_run(str(out_dir), keep_padding=True)
-  assert at_stop.step.tolist() == [100, 100, 100, 100]
+  assert at_stop.step.tolist() == [100] * 8  # 3 seeds padded to 2 devices x groups of 4
 
   resumed = run_python("-m", "experiments.copy", "--resume", f"--out_dir={out_dir}",
                        "--wandb=off", "--noprogress", devices=1)

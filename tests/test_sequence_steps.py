@@ -55,6 +55,7 @@ def _model(task, kind):
                    controller_size=8, memory_rows=8, memory_width=4)
 
 
+@pytest.mark.slow  # a compile per task and model
 @pytest.mark.parametrize("kind", ["ntm", "lstm"])
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_truncated_run_gives_the_padded_loss_and_gradients(name, kind):
