@@ -384,7 +384,8 @@ def test_the_cli_stops_on_sigterm_with_one_line_and_resumes_on_fewer_devices(tmp
                        "--wandb=off", "--noprogress", devices=1)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert "resumed from step 100" in resumed.stdout
-  assert "the checkpoint holds 3 seeds + 1 padding; re-laid onto 0 padding" in resumed.stdout
+  assert "the checkpoint holds 3 seeds + 5 padding; re-laid onto 1 padding" in resumed.stdout
   assert [json.loads(line)["step"] for line in _lines(out_dir)] == list(range(1, 201))
   _, at_end = checkpoints.load_run(str(out_dir), keep_padding=True)
-  assert at_end.step.tolist() == [200, 200, 200]
+  # The real seeds trained on; the fresh padding seed only since the resume.
+  assert at_end.step.tolist() == [200, 200, 200, 100]
