@@ -33,6 +33,7 @@ LSTM = LSTMConfig(input_size=9, output_size=8)  # 3 x 256
     pytest.param(LARGE, 0.10, 0.02, marks=pytest.mark.slow),  # the largest compile
     (LSTM, 0.02, 0.02),
 ], ids=["copy_ntm", "large_ntm", "lstm"])
+@pytest.mark.slow
 def test_forward_step_matches_xla(config, fused_tolerance, unfused_tolerance):
   analytic = flops.forward_flops_per_step(config)
   for fused, tolerance in ((True, fused_tolerance), (False, unfused_tolerance)):
@@ -45,6 +46,7 @@ def test_forward_step_matches_xla(config, fused_tolerance, unfused_tolerance):
 # Measured analytic / XLA (unfused): copy NTM 1.053, LSTM 1.001.
 @pytest.mark.parametrize("config, tolerance", [(COPY, 0.10), (LSTM, 0.02)],
                          ids=["copy_ntm", "lstm"])
+@pytest.mark.slow
 def test_gradient_convention_matches_xla(config, tolerance):
   batch = 4
   params = flops.model_param_count(config)

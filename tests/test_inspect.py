@@ -145,6 +145,7 @@ def test_inspect_cli_one_line_errors(tmp_path):
       f"error: {tmp_path} is not a run directory (no config.json)")
 
 
+@pytest.mark.slow
 def test_export_and_load_round_trip_a_seed(tiny_run_dir, tmp_path):
   run_dir = tiny_run_dir
   path = pretrained.export(run_dir, task="tiny", folder=str(tmp_path), command="made by a test")
@@ -176,6 +177,7 @@ def test_export_and_load_round_trip_a_seed(tiny_run_dir, tmp_path):
   assert str(error.value) == "no pretrained model 'nope'; available: tiny, tiny0"
 
 
+@pytest.mark.slow
 def test_an_lstm_has_bit_errors_but_no_head_pictures(tmp_path):
   config = LSTMConfig(input_size=4, output_size=3, size=8, layers=1)
   params = init(jax.random.PRNGKey(0), config)

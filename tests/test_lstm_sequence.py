@@ -45,6 +45,7 @@ def test_logits_equal_the_step_by_step_cell(case):
   assert trace is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("remat", [False, True], ids=["stored", "remat"])
 def test_gradients_equal_autodiff_of_the_step_by_step_cell(case, remat):
   params, inputs = case

@@ -276,6 +276,7 @@ def test_an_unreadable_latest_checkpoint_falls_back_to_the_previous_one(
   _assert_same_states(out_dir, tiny_run_dir)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_from_another_device_count_is_relaid_onto_this_padding(tmp_path):
   """Seeds 0-1 are real; a 2-device run stored 4 (2 padding), a 3-device run
   would store 3: either restores here with the real seeds intact."""

@@ -321,6 +321,7 @@ def test_ngrams_optimal_cost_matches_plain_python_for_another_order_and_alpha():
   np.testing.assert_allclose(got, want, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_ngrams_optimal_cost_is_near_the_papers_and_first_bits_are_fair():
   task = NGramsTask()
   inputs, targets, mask = _sample(task, 0, [200] * 500, 200)

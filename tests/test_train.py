@@ -191,6 +191,7 @@ def test_train_config_normalises_test_lengths_to_a_tuple_of_ints():
 # The engine ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_diverged_seed_is_frozen_and_isolated(chunk, initial_states):
   poisoned = initial_states.replace(
       learning_rate=initial_states.learning_rate.at[1].set(jnp.inf))
