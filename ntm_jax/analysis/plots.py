@@ -3,17 +3,9 @@
 Every function takes numpy-like arrays or dicts plus a path, writes one PNG
 there (creating its folder) and returns the path. Nothing needs a display.
 
-Pixel sizes are fixed: every figure is drawn at `DPI` (100) dots per inch on
-a fixed size in inches and saved without tight bounding boxes, so a PNG is
-exactly (width_in * DPI) x (height_in * DPI) pixels:
-
-| function | inches | pixels (w x h) |
-| --- | --- | --- |
-| head_weightings | 12 x 9 | 1200 x 900 |
-| memory_matrix | 12 x 5 | 1200 x 500 |
-| learning_curves | 10 x 6 | 1000 x 600 |
-| steps_to_converge | 12 x 5 | 1200 x 500 |
-| generalisation | 10 x 6 | 1000 x 600 |
+Pixel sizes are fixed: every figure is drawn at `DPI` dots per inch on its
+size in inches (`SIZES`) and saved without tight bounding boxes, so a PNG is
+exactly `pixel_size(name)` pixels.
 """
 import os
 import warnings
