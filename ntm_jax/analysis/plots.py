@@ -2,10 +2,8 @@
 
 Every function takes numpy-like arrays or dicts plus a path, writes one PNG
 there (creating its folder) and returns the path. Nothing needs a display.
-
-Pixel sizes are fixed: every figure is drawn at `DPI` dots per inch on its
-size in inches (`SIZES`) and saved without tight bounding boxes, so a PNG is
-exactly `pixel_size(name)` pixels.
+Every figure is drawn at `DPI` dots per inch on its size in inches (`SIZES`)
+without tight bounding boxes, so a PNG is exactly `pixel_size(name)` pixels.
 """
 import os
 import warnings
