@@ -213,11 +213,9 @@ def main_for(task_name=None, task_options=()) -> None:
       # --steps given with --resume extends the run; every other flag is
       # ignored in favour of the run's config.json.
       resume_steps = FLAGS.steps if FLAGS.resume and FLAGS["steps"].present else None
-      summary = engine.run(config, out_dir, resume=FLAGS.resume, devices=FLAGS.devices,
-                           progress=FLAGS.progress, loggers=loggers,
-                           resume_steps=resume_steps, overwrite=FLAGS.overwrite)
-      if rundir.saved_config(out_dir).plots:
-        api.draw_plots(out_dir, summary)
+      engine.run(config, out_dir, resume=FLAGS.resume, devices=FLAGS.devices,
+                 progress=FLAGS.progress, loggers=loggers, resume_steps=resume_steps,
+                 overwrite=FLAGS.overwrite, finish=api.plots_if_asked)
     except ValueError as error:
       sys.exit(f"error: {error}")
     except engine.RunInterrupted as stopped:  # SIGTERM / SIGINT: saved, then out

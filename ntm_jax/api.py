@@ -30,7 +30,7 @@ def task_name(task) -> tuple:
 def train_seeds(task, model_config: ModelConfig, train_config: TrainConfig,
                 out_dir: Optional[str] = None, *, optimizer=None,
                 devices: Optional[int] = None, resume: bool = False,
-                checkpoint_every: int = 1000, plots: bool = True,
+                overwrite: bool = False, checkpoint_every: int = 1000, plots: bool = True,
                 progress: bool = True, loggers=(), log=print) -> dict:
   """Trains train_config.seeds seeds of `model_config` on `task` in one
   compiled program and returns the summary (summary.json's content).
@@ -50,6 +50,8 @@ def train_seeds(task, model_config: ModelConfig, train_config: TrainConfig,
       first computation in this process; if it is too late, a line says so
       and the seeds share the devices JAX already has.
     resume: continue the run in out_dir.
+    overwrite: replace a run already in out_dir (its files are deleted);
+      without it or resume, a directory holding a run is refused.
     checkpoint_every, plots: as the flags of the same names.
     progress, loggers, log: the live bar, `ntm_jax.runs.loggers.RunLogger`s
       and where one-line messages go.
@@ -63,13 +65,17 @@ def train_seeds(task, model_config: ModelConfig, train_config: TrainConfig,
                             plots=plots)
   from ntm_jax.runs import engine, rundir
   out_dir = out_dir or rundir.default_out_dir(name.split(":")[-1])
-  summary = engine.run(config, out_dir, resume=resume, devices=devices,
-                       progress=progress, loggers=loggers, log=log,
-                       optimizer=optimizer)
-  config = rundir.saved_config(out_dir)
-  if config.plots:
+  return engine.run(config, out_dir, resume=resume, overwrite=overwrite, devices=devices,
+                    progress=progress, loggers=loggers, log=log, optimizer=optimizer,
+                    finish=lambda run_dir, summary: plots_if_asked(run_dir, summary, log))
+
+
+def plots_if_asked(out_dir: str, summary: dict, log=print) -> None:
+  """`draw_plots` when the run's config.json asks for plots (a resumed run
+  follows its saved config, not the caller's flags)."""
+  from ntm_jax.runs import rundir
+  if rundir.saved_config(out_dir).plots:
     draw_plots(out_dir, summary, log)
-  return summary
 
 
 def draw_plots(out_dir: str, summary: dict, log=print) -> None:

@@ -133,6 +133,20 @@ def test_the_look_before_a_run_sees_the_owner_and_writes_nothing(tiny_run_dir, t
   ownership.check(str(tmp_path), resume=False, overwrite=False)  # free again
 
 
+def test_the_run_still_owns_its_directory_while_the_plots_are_drawn(tiny_run_dir, tmp_path):
+  run_dir = _copy(tiny_run_dir, tmp_path)
+  seen = []
+
+  def finish(out_dir, summary):
+    with pytest.raises(ValueError, match="in use by another run"):
+      ownership.DirectoryLock(out_dir)
+    seen.append(summary["aggregate"]["seeds"])
+
+  _run(CONFIG, run_dir, resume=True, finish=finish)  # finished already: tests only
+  assert seen == [CONFIG.train.seeds]
+  ownership.DirectoryLock(run_dir).release()  # and free once run returns
+
+
 @pytest.mark.slow
 def test_a_lock_dies_with_its_process(tmp_path):
   holder = subprocess.Popen(

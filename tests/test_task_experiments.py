@@ -153,3 +153,19 @@ def test_runs_are_compared_at_equal_training_sequences(tmp_path):
   assert by_model["lstm"]["median_eval_bits"] == 8.0  # the diverged seed's None is skipped
   assert by_model["lstm"]["median_eval_bit_errors"] == pytest.approx(0.8)
   assert "12 training sequences" in compare.format_comparison(result)
+
+
+def test_a_diverged_seed_leaves_the_comparison_from_its_divergence_on(tmp_path):
+  import json
+  import ntm_jax.runs.compare as compare
+  # Seed 1 diverged at step 3: frozen at broken parameters, it evaluates to
+  # huge finite costs that must not move the median.
+  ntm = _fake_run(tmp_path / "ntm", 2, {2: [9.0, 7.0, 5.0], 4: [4.0, 1e14, 2.0]})
+  (tmp_path / "ntm" / "summary.json").write_text(json.dumps(
+      {"seeds": [{"diverged_step": None}, {"diverged_step": 3}, {"diverged_step": None}]}))
+  lstm = _fake_run(tmp_path / "lstm", 2, {2: [8.0, 8.0], 4: [6.0, 6.0]}, "lstm")
+  curve = compare.eval_curve(ntm)
+  assert curve[0][1] == 7.0  # before step 3 every seed counts: median of 9, 7, 5
+  assert curve[1][1] == 3.0  # then the median of 4 and 2 alone
+  result = compare.at_equal_sequences([ntm, lstm])
+  assert {r["model"]: r["median_eval_bits"] for r in result["runs"]} == {"ntm": 3.0, "lstm": 6.0}

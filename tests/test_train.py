@@ -306,6 +306,21 @@ def test_cosine_schedule_goes_from_full_to_final_fraction():
   np.testing.assert_allclose(got, [1.0, 0.55, 0.1], rtol=1e-6)
 
 
+def test_a_converged_seed_steps_with_its_lr_times_lr_after_converged():
+  config = dataclasses.replace(CONFIG, lr_after_converged=0.25)
+  state = train.init_state(jax.random.PRNGKey(0), MODEL, config)
+  step = jax.jit(lambda s: ntm_jax.training.step.train_step(s, TASK, MODEL, config)[0])
+  moves = {}
+  for converged_step in (-1, 0):  # not converged; converged (since step 0)
+    new = step(state.replace(converged_step=jnp.int32(converged_step)))
+    moves[converged_step] = [a - b for a, b in zip(_leaves(new.params), _leaves(state.params))]
+  # Same data, same gradients, same Adam direction: only the rate differs.
+  for full, calm in zip(moves[-1], moves[0]):
+    # (p + lr d) - p rounds at the size of p, not of lr d: 1e-7 absolute.
+    np.testing.assert_allclose(calm, 0.25 * full, rtol=1e-3, atol=1e-7)
+  assert any(np.abs(m).max() > 0 for m in moves[-1])
+
+
 # seed groups ------------------------------------------------------------------
 
 

@@ -10,16 +10,29 @@ import numpy as np
 import ntm_jax.runs.rundir as rundir
 
 
+def _diverged_steps(run_dir: str) -> list:
+  """Per seed, the step it diverged at (None: it did not), from summary.json;
+  [] while the run has none (still training: no seed is known to diverge)."""
+  summary = rundir.load_summary(run_dir) or {}
+  return [s.get("diverged_step") for s in summary.get("seeds", [])]
+
+
 def eval_curve(run_dir: str) -> list:
   """[(training sequences per seed, median eval cost in bits, median eval
-  bit errors)] at every evaluation of the run."""
+  bit errors)] at every evaluation of the run. A seed that diverged is left
+  out from its divergence on: its frozen parameters' evaluations mean
+  nothing (as in summary.json's medians)."""
   config = rundir.saved_config(run_dir)
+  diverged = _diverged_steps(run_dir)
   curve = []
   for row in rundir.load_metrics(run_dir):
     if "eval_loss" not in row:
       continue
     def median(name):
       values = np.array([np.nan if v is None else v for v in row[name]], float)
+      for seed, step in enumerate(diverged[:len(values)]):
+        if step is not None and row["step"] >= step:
+          values[seed] = np.nan
       return float(np.nanmedian(values)) if np.isfinite(values).any() else None
     curve.append((row["step"] * config.train.batch_size, median("eval_loss"),
                   median("eval_bit_errors")))

@@ -82,7 +82,7 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
         devices: Optional[int] = None, progress: bool = True,
         initial_states=None, log=print, loggers=(),
         resume_steps: Optional[int] = None, optimizer=None,
-        overwrite: bool = False) -> dict:
+        overwrite: bool = False, finish=None) -> dict:
   """Trains all seeds of `config`, writes the run directory, returns the summary.
 
   Args:
@@ -107,6 +107,9 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
       GradientTransformation (its updates are applied as they are; it
       carries its own learning rate; a run trained with one is resumed by
       passing the same one).
+    finish: optional `finish(out_dir, summary)`, called once the summary is
+      written and while the run still owns out_dir (the experiments draw
+      the plots with it, so no second run can write between).
 
   Raises:
     ValueError: (one line) bad settings, out_dir in use by a live run (see
@@ -141,8 +144,11 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
       and jax.tree_util.tree_leaves(initial_states)[0].shape[0] != padded_seeds):
     raise ValueError(f"initial_states must hold {padded_seeds} seeds")
   with ownership.claim(out_dir, resume, overwrite, main):
-    return _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
-                      initial_states, optimizer, log, loggers, progress, wall_start)
+    summary = _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
+                         initial_states, optimizer, log, loggers, progress, wall_start)
+    if finish is not None and main:
+      finish(out_dir, summary)
+    return summary
 
 
 def _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,

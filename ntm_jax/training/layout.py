@@ -14,6 +14,7 @@ On accelerators every seed of a device runs at once: there the results
 depend on the number of seeds per device (config.json's provenance records
 it).
 """
+import concurrent.futures
 from typing import Optional, Union
 
 import jax
@@ -111,6 +112,7 @@ class _PerDevice:
     self.sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
     self.devices = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
     self.in_axes = in_axes
+    self.compiled = {}  # argument signature -> one executable per local device
 
   def _split(self, args):
     """Per local device, that device's slice of every seeded argument (and
@@ -136,13 +138,25 @@ class _PerDevice:
     return jax.tree_util.tree_map(leaf, *outs)
 
   def __call__(self, *args):
-    return self._join([self.jitted(*a) for a in self._split(args)])
+    per_device = self._split(args)
+    signature = jax.tree_util.tree_structure(args), tuple(
+        (x.shape, x.dtype) for x in jax.tree_util.tree_leaves(per_device[0]))
+    if signature not in self.compiled:
+      self.compiled[signature] = self._compile(per_device)
+    return self._join([c(*a) for c, a in zip(self.compiled[signature], per_device)])
+
+  def _compile(self, per_device) -> list:
+    """Each device's executable of the one program, compiled at once in
+    threads (XLA compiles without the GIL)."""
+    lowered = [self.jitted.lower(*a) for a in per_device]
+    with concurrent.futures.ThreadPoolExecutor(len(lowered)) as pool:
+      return list(pool.map(lambda one: one.compile(), lowered))
 
   def lower(self, *args):
-    parent, lowered = self, [self.jitted.lower(*a) for a in self._split(args)]
+    parent, per_device = self, self._split(args)
 
     class Lowered:
       def compile(self):
-        compiled = [one.compile() for one in lowered]
+        compiled = parent._compile(per_device)
         return lambda *a: parent._join([c(*x) for c, x in zip(compiled, parent._split(a))])
     return Lowered()

@@ -108,7 +108,8 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
   state.step (the same lengths; batched, the loops run in lockstep anyway).
 
   optimizer: None for the config's (its update is a direction, scaled here
-  by the seed's learning rate and schedule); or any optax transformation,
+  by the seed's learning rate, the schedule, and `lr_after_converged` while
+  the seed is converged); or any optax transformation,
   whose updates are applied as they are (it carries its own learning rate).
 
   A seed whose loss, gradients or updated parameters are non-finite is marked
@@ -133,6 +134,8 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
   if optimizer is None:
     direction, opt_state = make_optimizer(config).update(grads, state.opt_state, state.params)
     learning_rate = state.learning_rate * learning_rate_scale(state.step, config)
+    learning_rate = learning_rate * jnp.where(
+        state.converged_step >= 0, config.lr_after_converged, 1.0)
     params = jax.tree_util.tree_map(lambda p, d: p - learning_rate * d,
                                     state.params, direction)
   else:
