@@ -13,7 +13,7 @@ from typing import ClassVar, Optional, Sequence, Tuple, Union
 
 CONTROLLERS = ("ff", "lstm")
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
-MEMORY_INITS = ("constant", "learned", "random")
+MEMORY_INITS = ("constant", "learned", "random", "first_row")
 HEAD_ACTIVATIONS = ("tanh", "linear")
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
@@ -85,8 +85,11 @@ class NTMConfig:
   # random init in Collier & Beel 2018. Unwritten rows then have norms far
   # below addressing.NORM_EPS's floor, so content addressing sees them as
   # near-zero rows (cosine ~0), never as matches.
-  memory_init: str = setting("constant", "Memory init: constant, learned or random "
-                             "(random: a fresh draw per sequence).", choices=MEMORY_INITS)
+  # first_row: the constant, except a learned row 0, where every head starts:
+  # a mark the heads can find again by content, the same for every N.
+  memory_init: str = setting("constant", "Memory init: constant, learned, random (a "
+                             "fresh draw per sequence) or first_row (the constant with "
+                             "a learned row 0).", choices=MEMORY_INITS)
   memory_init_value: float = setting(1e-6, "Value of every cell of the constant memory init.")
   key_activation: str = setting("tanh", "Activation of the heads' keys: tanh or linear.",
                                 choices=HEAD_ACTIVATIONS)

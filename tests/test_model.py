@@ -26,6 +26,7 @@ CFG_MULTI = dataclasses.replace(CFG, read_heads=2, write_heads=2, memory_init_va
 CFG_LSTM = dataclasses.replace(CFG, controller="lstm")
 CFG_LEARNED = dataclasses.replace(CFG, memory_init="learned")
 CFG_RANDOM = dataclasses.replace(CFG, memory_init="random")
+CFG_FIRST_ROW = dataclasses.replace(CFG, memory_init="first_row")
 CFG_FORWARD = dataclasses.replace(CFG, forward_only_shift=True)
 BASELINE = ntm_jax.LSTMConfig(input_size=3, output_size=2, size=8, layers=2)
 # Configs whose params are shaped exactly like another config's (they change
@@ -234,6 +235,20 @@ def test_learned_memory_init():
   out, trace = _traced_run(CFG_LEARNED)
   assert out.shape == (B, T, 2) and _finite(out)
   _assert_distributions(trace["read_weights"])
+
+
+def test_first_row_memory_init_learns_row_0_alone_at_every_memory_size():
+  p = _params(CFG_FIRST_ROW)
+  first = p["params"]["initial_first_row"]
+  assert first.shape == (1, 4) and np.abs(np.asarray(first)).max() > 0
+  for rows in (8, 12, 40):
+    state = NTMCell(CFG_FIRST_ROW).apply(p, rows, method=NTMCell.initial_state)
+    np.testing.assert_array_equal(state.memory[0], first[0])
+    np.testing.assert_array_equal(state.memory[1:], np.full((rows - 1, 4), 1e-6, np.float32))
+  # Row 0 is a parameter: the loss reaches it through content addressing.
+  x = jnp.ones((1, 6, CFG.input_size))
+  grads = jax.grad(lambda q: jnp.sum(ntm_jax.apply(q, x, CFG_FIRST_ROW)[0] ** 2))(p)
+  assert np.abs(np.asarray(grads["params"]["initial_first_row"])).max() > 0
 
 
 def test_random_memory_init_without_an_rng_is_one_fixed_draw():

@@ -61,9 +61,13 @@ class NTMCell(nn.Module):
       self.learned_memory = self.param(
           "initial_memory", nn.initializers.normal(0.1),
           (c.memory_rows, c.memory_width))
+    elif c.memory_init == "first_row":
+      self.learned_memory = self.param(
+          "initial_first_row", nn.initializers.normal(0.1), (1, c.memory_width))
 
   def initial_memory(self, memory_size: int, rng=None) -> jax.Array:
-    """[memory_size, M]. Rows past a learned init's N use the constant init."""
+    """[memory_size, M]. Rows past the learned ones (a learned init's N, or
+    first_row's row 0) use the constant init."""
     c = self.config
     shape = (memory_size, c.memory_width)
     if c.memory_init == "random":
@@ -72,8 +76,8 @@ class NTMCell(nn.Module):
       rng = jax.random.PRNGKey(0) if rng is None else rng
       return _RANDOM_MEMORY_SCALE * jax.random.normal(rng, shape)
     constant = jnp.full(shape, c.memory_init_value, jnp.float32)
-    if c.memory_init == "learned":
-      rows = min(memory_size, c.memory_rows)
+    if c.memory_init in ("learned", "first_row"):
+      rows = min(memory_size, self.learned_memory.shape[0])
       return constant.at[:rows].set(self.learned_memory[:rows])
     return constant
 
