@@ -172,6 +172,10 @@ class TrainConfig:
   eval_every: int = setting(250, "Steps per compiled chunk; evaluate after each (the "
                             "last chunk is shorter when steps is not a multiple).")
   eval_batch: int = setting(32, "Fresh sequences per seed per evaluation.")
+  # The evaluations decide convergence and each seed's reported parameters:
+  # a model trained on a small memory can be judged on the test's memory.
+  eval_memory_size: Optional[int] = setting(
+      None, "Memory rows N of the evaluations during training (default: memory_rows).")
   # On the task's convergence value: bit errors per sequence for most tasks,
   # relative excess over the optimal cost for ngrams.
   converge_threshold: float = setting(
@@ -211,6 +215,8 @@ class TrainConfig:
            f"test_lengths must be positive, got {self.test_lengths}")
     _check(self.test_memory_size is None or self.test_memory_size >= 1,
            "test_memory_size must be >= 1")
+    _check(self.eval_memory_size is None or self.eval_memory_size >= 1,
+           "eval_memory_size must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,6 +48,14 @@ def validate(config: ExperimentConfig) -> None:
       raise ValueError(f"training length {t.max_length} needs "
                        f"{task.memory_needed(t.max_length)} memory rows but "
                        f"memory_rows is {rows}")
+    eval_rows = t.eval_memory_size or rows
+    if eval_rows < config.model.shift_range:
+      raise ValueError(f"evaluation memory of {eval_rows} rows is smaller than shift_range "
+                       f"{config.model.shift_range}")
+    if task.memory_needed(t.max_length) > eval_rows:
+      raise ValueError(f"training length {t.max_length} needs "
+                       f"{task.memory_needed(t.max_length)} memory rows but "
+                       f"eval_memory_size is {eval_rows}")
     test_rows = t.test_memory_size or rows
     if test_rows < config.model.shift_range:
       raise ValueError(f"test memory of {test_rows} rows is smaller than shift_range "

@@ -216,7 +216,8 @@ def train_chunk(state: TrainState, start=None, *, task, model_config, config: Tr
   lengths = jnp.arange(config.min_length, config.max_length + 1)
   per_length = max(1, -(-config.eval_batch // lengths.shape[0]))
   per_length_metrics = evaluate.evaluate_padded(state.params, eval_rng, task, model_config,
-                                       lengths, per_length, config.max_length, None)
+                                       lengths, per_length, config.max_length,
+                                       config.eval_memory_size)
   means = {name: jnp.mean(value) for name, value in per_length_metrics.items()}
   value = evaluate.convergence_value(task, means)
   state = _update_convergence(state.replace(rng=rng), value, config, means["bits"])
