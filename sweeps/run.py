@@ -241,6 +241,9 @@ def main(argv=None) -> list:
       raise ValueError(f"--set wants NAME=VALUE, got {item!r}")
     overrides[key] = _parse_value(value)
   metric, goal = sweep["metric"]["name"], sweep["metric"].get("goal", "maximize")
+  # A --set parameter is fixed, so it leaves the grid (no repeated trials).
+  sweep = {**sweep, "parameters": {name: {"value": overrides[name]} if name in overrides
+                                   else spec for name, spec in sweep["parameters"].items()}}
   drawn = [{**parameters, **overrides}
            for parameters in trials(sweep, options.trials, options.seed)]
   commands = [command(sweep, parameters) for parameters in drawn]  # macro errors now

@@ -301,3 +301,17 @@ def test_ties_on_the_metric_go_to_the_lower_cost_at_the_longest_length():
              trial(3, 0.5, None), {"trial": 4, "metrics": {}}]
   ranked = sweep_run.rank(results, "under_1_bit_at_longest_fraction", "maximize")
   assert [r["trial"] for r in ranked] == [1, 2, 0, 3, 4]
+
+
+def test_a_set_parameter_leaves_the_grid_so_no_trial_repeats(tmp_path, capsys):
+  sweep = tmp_path / "grid.yaml"
+  sweep.write_text(json.dumps({
+      "method": "grid", "metric": {"name": "converged_fraction"},
+      "parameters": {"a": {"values": [1, 2]}, "b": {"values": [10, 20]}},
+      "command": ["${env}", "${interpreter}", "-m", "experiments.copy", "${args}"]}))
+  sweep_run.main([str(sweep), "--trials", "4", "--set", "b=30", "--dry_run"])
+  lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("trial ")]
+  # Two trials, a = 1 and a = 2, both with b = 30: not four with two repeats.
+  assert len(lines) == 2
+  assert "--a=1" in lines[0] and "--a=2" in lines[1]
+  assert all("--b=30" in l and "--b=10" not in l and "--b=20" not in l for l in lines)
