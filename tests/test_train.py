@@ -321,6 +321,25 @@ def test_a_converged_seed_steps_with_its_lr_times_lr_after_converged():
   assert any(np.abs(m).max() > 0 for m in moves[-1])
 
 
+def test_the_eval_memory_changes_the_evaluation_and_nothing_else():
+  config = dataclasses.replace(CONFIG, seeds=2, eval_every=3)
+  states = train.init_states(MODEL, config, 2)
+  plain = _make_chunk(MODEL, config)(states)
+  wide = _make_chunk(MODEL, dataclasses.replace(config, eval_memory_size=64))(states)
+  # Training never sees the evaluation's memory: the same losses, bit for bit.
+  np.testing.assert_array_equal(plain[1]["loss"], wide[1]["loss"])
+  for a, b in zip(_leaves(plain[0].params), _leaves(wide[0].params)):
+    np.testing.assert_array_equal(a, b)
+  # The evaluation ran on 64 rows instead of 8: addressing over more rows
+  # gives other outputs on the same sequences.
+  assert not np.array_equal(plain[2]["eval_loss"], wide[2]["eval_loss"])
+  import ntm_jax.runs.summary as summary
+  from ntm_jax.config import ExperimentConfig
+  experiment = ExperimentConfig(task="copy", model=MODEL,
+                                train=dataclasses.replace(config, eval_memory_size=64))
+  assert "with 64 memory rows" in summary.reported_parameters(experiment)
+
+
 # seed groups ------------------------------------------------------------------
 
 

@@ -57,9 +57,15 @@ def _test_aggregate(results: dict, lengths, converged_rows, healthy_rows) -> dic
   return aggregate
 
 
-REPORTED_PARAMETERS = (
-    "best: the parameters of the evaluation with the lowest convergence value, "
-    "ties broken by the lowest cost in bits (per seed: best_step, best_eval, best_cost)")
+def reported_parameters(config) -> str:
+  """summary.json's account of which parameters each seed's tests used."""
+  t, rows = config.train, getattr(config.model, "memory_rows", None)
+  memory = t.eval_memory_size or rows
+  return ("best: the parameters of the evaluation with the lowest convergence value, "
+          "ties broken by the lowest cost in bits (per seed: best_step, best_eval, "
+          f"best_cost); an evaluation every {t.eval_every} steps on about {t.eval_batch} "
+          f"fresh sequences of lengths {t.min_length}-{t.max_length}"
+          + (f" with {memory} memory rows" if memory else ""))
 
 
 def summarize(config, states, results: dict, timing: dict, param_count: int,
@@ -116,7 +122,7 @@ def summarize(config, states, results: dict, timing: dict, param_count: int,
   aggregate = {
       "seeds": t.seeds,
       # The test results are on each seed's reported parameters:
-      "reported_parameters": REPORTED_PARAMETERS,
+      "reported_parameters": reported_parameters(config),
       "converged": len(steps),
       "converged_at_end": sum(seeds[i]["converged_at_end"] for i in healthy_rows),
       "diverged": sum(s["diverged"] for s in seeds),
