@@ -15,6 +15,7 @@ CONTROLLERS = ("ff", "lstm")
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
 MEMORY_INITS = ("constant", "learned", "random", "first_row")
 HEAD_ACTIVATIONS = ("tanh", "linear")
+HEAD_INITS = ("zero", "still")
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -95,6 +96,12 @@ class NTMConfig:
                                 choices=HEAD_ACTIVATIONS)
   add_activation: str = setting("tanh", "Activation of the add vectors: tanh or linear.",
                                 choices=HEAD_ACTIVATIONS)
+  # still: every head starts training keeping its weighting (gate logit
+  # -STILL_LOGIT, the zero shift's logit +STILL_LOGIT), so a head parks
+  # where it began, row 0, until training teaches it to move.
+  head_init: str = setting("zero", "Initial biases of the head layer: zero, or still "
+                           "(every head keeps its weighting until trained to move).",
+                           choices=HEAD_INITS)
   # Collier & Beel 2018 clip the controller's head outputs to +-20.
   head_clip: float = setting(20.0, "Clip the controller's raw head outputs to +-this.")
   # Recompute each step in the backward pass instead of storing it: far less

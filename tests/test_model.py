@@ -251,6 +251,20 @@ def test_first_row_memory_init_learns_row_0_alone_at_every_memory_size():
   assert np.abs(np.asarray(grads["params"]["initial_first_row"])).max() > 0
 
 
+def test_still_heads_stay_on_row_0_until_trained_and_zero_heads_wander():
+  still = dataclasses.replace(CFG, head_init="still")
+  x = jax.random.bernoulli(jax.random.PRNGKey(3), 0.5, (4, 10, CFG.input_size)).astype(jnp.float32)
+  on_row_0 = {}
+  for cfg in (CFG, still):
+    _, trace = ntm_jax.apply(_params(cfg), x, cfg, return_trace=True)
+    weights = jnp.concatenate([trace["read_weights"], trace["write_weights"]], axis=2)
+    on_row_0[cfg.head_init] = np.asarray(weights[:, -1, :, 0])  # [B, heads] after 10 steps
+  # Every head of every sequence still mostly on row 0 after 10 steps ...
+  assert on_row_0["still"].min() > 0.5
+  # ... where the zero init's heads have moved or spread (8 rows).
+  assert on_row_0["zero"].max() < 0.5
+
+
 def test_random_memory_init_without_an_rng_is_one_fixed_draw():
   p0, p1 = _params(CFG_RANDOM, 0), _init(jax.random.PRNGKey(1), CFG)
   assert "initial_memory" not in p0["params"]

@@ -39,6 +39,25 @@ def head_output_size(config: NTMConfig) -> int:
   return heads * addressing_size(config) + 2 * config.write_heads * config.memory_width
 
 
+# The "still" head init's logits: sigmoid(-5) = 0.007 of the new weighting
+# is taken; the zero shift gets 0.987 of the probability with 3 shifts.
+STILL_LOGIT = 5.0
+
+
+def head_bias_init(config: NTMConfig) -> jax.Array:
+  """[head_output_size] initial biases of the head layer: zeros, or for
+  head_init "still" a gate logit of -STILL_LOGIT and a zero-shift logit of
+  +STILL_LOGIT for every read and write head (`split_head_outputs`'s layout)."""
+  bias = jnp.zeros((head_output_size(config),), jnp.float32)
+  if config.head_init == "zero":
+    return bias
+  m, a = config.memory_width, addressing_size(config)
+  for head in range(config.read_heads + config.write_heads):
+    gate, zero_shift = head * a + m + 1, head * a + m + 2 + config.shift_range // 2
+    bias = bias.at[gate].set(-STILL_LOGIT).at[zero_shift].set(STILL_LOGIT)
+  return bias
+
+
 def _activate(x: jax.Array, kind: str) -> jax.Array:
   return jnp.tanh(x) if kind == "tanh" else x
 

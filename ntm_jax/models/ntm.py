@@ -52,7 +52,8 @@ class NTMCell(nn.Module):
           activation=c.controller_activation)
     else:
       self.controller = LSTMController(size=c.controller_size, layers=c.controller_layers)
-    self.head_layer = nn.Dense(heads.head_output_size(c), name="heads")
+    self.head_layer = nn.Dense(heads.head_output_size(c), name="heads",
+                               bias_init=lambda *_: heads.head_bias_init(c))
     self.output_layer = nn.Dense(c.output_size, name="output")
     # Learned bias for the first step's read vectors (the paper's "bias values").
     self.initial_read = self.param("initial_read", nn.initializers.normal(0.1),
