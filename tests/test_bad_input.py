@@ -65,7 +65,7 @@ CASES = [
     ("eval_memory_size_0", [*COPY, "--eval_memory_size=0", f"--out_dir={FRESH}"],
      "eval_memory_size"),
     ("eval_memory_below_shifts", [*COPY, "--eval_memory_size=2", f"--out_dir={FRESH}"],
-     "evaluation memory of 2 rows"),
+     "eval_memory_size 2 is smaller"),
     ("eval_memory_below_length", [*COPY, "--eval_memory_size=10", f"--out_dir={FRESH}"],
      "eval_memory_size is 10"),
     ("memory_too_small", [*COPY, "--max_length=200", f"--out_dir={FRESH}"], "memory"),

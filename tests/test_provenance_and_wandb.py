@@ -92,8 +92,11 @@ def _summary(diverged):
   """Four seeds, test lengths 5 and 10; seed 3 is the odd one out: it
   converged first (step 50), then diverged (when `diverged`) and its numbers
   are far from the others'."""
-  config = types.SimpleNamespace(task="copy", model_kind="ntm", train=types.SimpleNamespace(
-      seeds=4, seed=0, test_lengths=(5, 10), converge_threshold=0.1, test_memory_size=16))
+  config = types.SimpleNamespace(
+      task="copy", model_kind="ntm", model=types.SimpleNamespace(memory_rows=16),
+      train=types.SimpleNamespace(
+          seeds=4, seed=0, test_lengths=(5, 10), converge_threshold=0.1, test_memory_size=16,
+          eval_every=50, eval_batch=8, min_length=1, max_length=5, eval_memory_size=None))
   minus = np.array([-1, -1, -1, -1])
   states = types.SimpleNamespace(
       first_converged_step=np.array([100, 300, -1, 50]),

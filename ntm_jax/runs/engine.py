@@ -43,27 +43,18 @@ def validate(config: ExperimentConfig) -> None:
     raise ValueError(f"task {config.task!r} needs lengths >= {smallest}, got "
                      f"min_length {t.min_length} and test_lengths {t.test_lengths}")
   rows = models.get_model(config.model).memory_rows(config.model)
-  if rows is not None:
-    if task.memory_needed(t.max_length) > rows:
-      raise ValueError(f"training length {t.max_length} needs "
-                       f"{task.memory_needed(t.max_length)} memory rows but "
-                       f"memory_rows is {rows}")
-    eval_rows = t.eval_memory_size or rows
-    if eval_rows < config.model.shift_range:
-      raise ValueError(f"evaluation memory of {eval_rows} rows is smaller than shift_range "
+  if rows is None:
+    return
+  for memory, size, length in (("memory_rows", rows, t.max_length),
+                               ("eval_memory_size", t.eval_memory_size or rows, t.max_length),
+                               ("test_memory_size", t.test_memory_size or rows,
+                                max(t.test_lengths))):
+    if size < config.model.shift_range:
+      raise ValueError(f"{memory} {size} is smaller than shift_range "
                        f"{config.model.shift_range}")
-    if task.memory_needed(t.max_length) > eval_rows:
-      raise ValueError(f"training length {t.max_length} needs "
-                       f"{task.memory_needed(t.max_length)} memory rows but "
-                       f"eval_memory_size is {eval_rows}")
-    test_rows = t.test_memory_size or rows
-    if test_rows < config.model.shift_range:
-      raise ValueError(f"test memory of {test_rows} rows is smaller than shift_range "
-                       f"{config.model.shift_range}")
-    if task.memory_needed(max(t.test_lengths)) > test_rows:
-      raise ValueError(f"test length {max(t.test_lengths)} needs "
-                       f"{task.memory_needed(max(t.test_lengths))} memory rows but "
-                       f"the test memory has {test_rows}")
+    if task.memory_needed(length) > size:
+      raise ValueError(f"length {length} needs {task.memory_needed(length)} memory rows "
+                       f"but {memory} is {size}")
 
 
 class _Progress:
