@@ -3,7 +3,7 @@
 Each setting is declared once, here: its default, its bounds (checked in
 `__post_init__`, one-line ValueError) and its help text. A field with
 `metadata["flag"]` is also a command-line flag of every experiment
-(`experiments/flags.py` builds the flags from these fields). This module
+(`experiments/common.py` builds the flags from these fields). This module
 imports no jax, so the W&B logger and the sweep runner can read configs
 without starting the engine.
 """
@@ -31,21 +31,13 @@ def setting(default, help: str, flag: Optional[str] = None, choices=None):
 
 def flag_fields(cls) -> list:
   """(flag name, field) of every field of `cls` that is a flag."""
-  out = []
-  for field in dataclasses.fields(cls):
-    if "help" not in field.metadata or field.metadata["flag"] == "":
-      continue
-    out.append((field.metadata["flag"] or field.name, field))
-  return out
+  return [(field.metadata["flag"] or field.name, field) for field in dataclasses.fields(cls)
+          if "help" in field.metadata and field.metadata["flag"] != ""]
 
 
 def _check(condition: bool, message: str) -> None:
   if not condition:
     raise ValueError(message)
-
-
-def _check_choice(name: str, value, choices) -> None:
-  _check(value in choices, f"unknown {name} {value!r}; choose one of {tuple(choices)}")
 
 
 def _check_fields(config) -> None:
@@ -54,7 +46,8 @@ def _check_fields(config) -> None:
     value = getattr(config, field.name)
     choices = field.metadata.get("choices")
     if choices:
-      _check_choice(field.name, value, choices)
+      _check(value in choices,
+             f"unknown {field.name} {value!r}; choose one of {tuple(choices)}")
     if isinstance(value, float):
       _check(math.isfinite(value), f"{field.name} must be finite, got {value}")
 

@@ -21,6 +21,7 @@ from ntm_jax import training
 from ntm_jax.config import ExperimentConfig
 import ntm_jax.runs.checkpoints as checkpoints
 import ntm_jax.runs.ownership as ownership
+import ntm_jax.runs.progress as progress_bar
 import ntm_jax.runs.provenance as provenance
 import ntm_jax.runs.rundir as rundir
 import ntm_jax.runs.summary as summary_lib
@@ -57,26 +58,6 @@ def validate(config: ExperimentConfig) -> None:
                        f"but {memory} is {size}")
 
 
-class _Progress:
-  """A live bar: step, steps/s, median loss, converged / diverged seeds."""
-
-  def __init__(self, total: int, initial: int, enabled: bool):
-    self.bar = None
-    if enabled:
-      from tqdm import tqdm
-      self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
-
-  def update(self, steps: int, median_loss: float, converged: int, diverged: int, seeds: int):
-    if self.bar is not None:
-      self.bar.set_postfix_str(f"loss {median_loss:.2f} bits, converged {converged}/{seeds}, "
-                               f"diverged {diverged}")
-      self.bar.update(steps)
-
-  def close(self):
-    if self.bar is not None:
-      self.bar.close()
-
-
 def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
         devices: Optional[int] = None, progress: bool = True,
         initial_states=None, log=print, loggers=(),
@@ -106,9 +87,8 @@ def run(config: ExperimentConfig, out_dir: str, resume: bool = False,
       GradientTransformation (its updates are applied as they are; it
       carries its own learning rate; a run trained with one is resumed by
       passing the same one).
-    finish: optional `finish(out_dir, summary)`, called once the summary is
-      written and while the run still owns out_dir (the experiments draw
-      the plots with it, so no second run can write between).
+    finish: optional `finish(out_dir, summary)`, called after summary.json
+      while the run still owns out_dir (the experiments draw the plots).
 
   Raises:
     ValueError: (one line) bad settings, out_dir in use by a live run (see
@@ -162,8 +142,7 @@ def _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
   manager = checkpoints.manager(out_dir)
   start_step = 0
   if resume:
-    # Nothing is written until this has worked: a failed resume leaves the
-    # directory as it was.
+    # Nothing is written until this has worked: a failed resume changes nothing.
     try:
       restored_step, restored = checkpoints.restore(manager, states, t.seeds, log)
     except ValueError:
@@ -181,7 +160,6 @@ def _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
       log(f"resumed from step {start_step}")
       for unreadable in [s for s in manager.all_steps() if s > start_step]:
         manager.delete(unreadable)  # else orbax would keep it over the new save
-  hosts = f" on {jax.process_count()} hosts" if jax.process_count() > 1 else ""
   per_device = padded_seeds // mesh.size
   group = training.seeds_per_group(
       per_device, training.default_group_target(jax.default_backend(), config.model))
@@ -191,7 +169,9 @@ def _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
   loggers = SafeLoggers(loggers, log)
   loggers.start(run_json, out_dir)  # W&B's config: config.json, provenance too
   log(f"{t.seeds} seeds ({padded_seeds - t.seeds} padding) over {mesh.size} "
-      f"{jax.default_backend()} device(s){hosts}: {per_device} per device"
+      f"{jax.default_backend()} device(s)"
+      + (f" on {jax.process_count()} hosts" if jax.process_count() > 1 else "")
+      + f": {per_device} per device"
       + (f", {group} at a time" if group < per_device else ""))
   metrics_file = (rundir.MetricsFile(os.path.join(out_dir, "metrics.jsonl"), start_step)
                   if main else rundir.NoMetricsFile())
@@ -204,7 +184,7 @@ def _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
   # Steps per chunk -> its compiled program: eval_every, and a shorter last
   # chunk when steps is not a multiple of it.
   chunks = {}
-  bar = _Progress(t.steps, start_step, progress)
+  bar = progress_bar.Progress(t.steps, start_step, progress)
   compile_s = train_s = 0.0
   step = start_step
   stop = ownership.StopOnSignal(log, out_dir)
