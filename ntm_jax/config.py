@@ -14,7 +14,7 @@ from typing import ClassVar, Optional, Sequence, Tuple, Union
 CONTROLLERS = ("ff", "lstm")
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
 MEMORY_INITS = ("constant", "learned", "random", "first_row")
-HEAD_ACTIVATIONS = ("tanh", "linear")
+HEAD_ACTIVATIONS = ("tanh", "linear", "relu")
 HEAD_INITS = ("zero", "still")
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
@@ -85,9 +85,9 @@ class NTMConfig:
                              "fresh draw per sequence) or first_row (the constant with "
                              "a learned row 0).", choices=MEMORY_INITS)
   memory_init_value: float = setting(1e-6, "Value of every cell of the constant memory init.")
-  key_activation: str = setting("tanh", "Activation of the heads' keys: tanh or linear.",
+  key_activation: str = setting("tanh", "Activation of the heads' keys: tanh, linear or relu.",
                                 choices=HEAD_ACTIVATIONS)
-  add_activation: str = setting("tanh", "Activation of the add vectors: tanh or linear.",
+  add_activation: str = setting("tanh", "Activation of the add vectors: tanh, linear or relu.",
                                 choices=HEAD_ACTIVATIONS)
   # still: every head starts training keeping its weighting (gate logit
   # -STILL_LOGIT, the zero shift's logit +STILL_LOGIT), so a head parks

@@ -199,3 +199,15 @@ def test_forward_only_shift_has_finite_gradients():
   grad = jax.grad(loss)(raw)
   assert bool(jnp.all(jnp.isfinite(grad)))
   assert bool(jnp.any(grad != 0.0))
+
+
+def test_relu_key_and_add_zero_the_negative_raw_values():
+  # NTM-Lasagne's copy model: keys and add vectors through a ReLU.
+  c = _config(memory_width=2, key_activation="relu", add_activation="relu")
+  raw = jnp.zeros(heads.head_output_size(c))
+  read, write, vectors = heads.split_head_outputs(raw.at[0].set(-3.0).at[1].set(2.5), c)
+  np.testing.assert_allclose(read.key, [[0.0, 2.5]])
+  tanh_c = _config(memory_width=2)
+  read_t, _, _ = heads.split_head_outputs(raw.at[0].set(-3.0).at[1].set(2.5), tanh_c)
+  np.testing.assert_allclose(read_t.key, [[np.tanh(-3.0), np.tanh(2.5)]], rtol=1e-6)
+  assert float(jnp.min(vectors.add)) >= 0.0 and float(jnp.min(write.key)) >= 0.0

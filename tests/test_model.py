@@ -136,7 +136,7 @@ def test_paper_default_config():
     (dict(read_heads=0), "read_heads"),
     (dict(input_size=0), "input_size"),
     (dict(controller_activation="gelu"), "controller_activation"),
-    (dict(key_activation="relu"), "key_activation"),
+    (dict(key_activation="sigmoid"), "key_activation"),
     (dict(head_clip=0.0), "head_clip"),
 ])
 def test_invalid_config_raises_one_line_value_error(kw, field):

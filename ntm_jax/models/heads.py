@@ -59,7 +59,9 @@ def head_bias_init(config: NTMConfig) -> jax.Array:
 
 
 def _activate(x: jax.Array, kind: str) -> jax.Array:
-  return jnp.tanh(x) if kind == "tanh" else x
+  if kind == "tanh":
+    return jnp.tanh(x)
+  return jax.nn.relu(x) if kind == "relu" else x
 
 
 def _addressing(raw: jax.Array, config: NTMConfig) -> Addressing:
