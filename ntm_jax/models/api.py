@@ -45,12 +45,23 @@ def init(rng: jax.Array, config: ModelConfig):
   return cell.init(rng, _default_memory_size(config), x, method=cell.init_all)
 
 
-def _run_sequence(params, inputs, config, memory_size, return_trace, trace_memory,
-                  rng=None, length=None, fused_readout=True):
-  """One sequence, inputs [T, I] -> (logits [T, O], trace). `length` (int32
-  scalar, may be traced): run only the first `length` steps, zeros after."""
+def _run_batch(params, inputs, config, memory_size, return_trace, trace_memory,
+               rngs=None, length=None, fused_readout=True):
+  """A batch of sequences, inputs [B, T, I] -> (logits [B, T, O], trace).
+  rngs: None or [B] keys, one per sequence. `length` (int32 scalar, may be
+  traced): run only the first `length` steps, zeros after.
+
+  The time loop runs over the whole batch (the cell vmapped over it inside
+  each step), not one loop per sequence: the backward pass then sums each
+  step's parameter gradient over the batch inside its matrix products,
+  instead of keeping a parameter-sized gradient per sequence."""
   cell = get_model(config).cell_class(config)
-  state = cell.apply(params, memory_size, rng, method=cell.initial_state)
+  initial_state = lambda rng: cell.apply(params, memory_size, rng, method=cell.initial_state)
+  if rngs is None:
+    state = jax.tree_util.tree_map(
+        lambda a: jnp.broadcast_to(a, (inputs.shape[0],) + a.shape), initial_state(None))
+  else:
+    state = jax.vmap(initial_state)(rngs)
 
   # A cell with a `readout` returns its step's features from `features`;
   # the readout, a dense layer no recurrence depends on, then runs once
@@ -58,7 +69,7 @@ def _run_sequence(params, inputs, config, memory_size, return_trace, trace_memor
   fused = fused_readout and hasattr(cell, "readout")
   method = "features" if fused else None
 
-  def cell_step(params, state, x):
+  def one_sequence_step(params, state, x):
     state, (out, trace) = cell.apply(params, state, x, method=method)
     if not return_trace:
       trace = {}
@@ -66,20 +77,24 @@ def _run_sequence(params, inputs, config, memory_size, return_trace, trace_memor
       trace = {k: v for k, v in trace.items() if k != "memory"}
     return state, (out, trace)
 
+  cell_step = jax.vmap(one_sequence_step, in_axes=(None, 0, 0))
+  time_major = jnp.swapaxes(inputs, 0, 1)  # [T, B, I]
   if length is not None:
     # dynamic_scan's backward pass recomputes every step from its input
     # state, the memory saving jax.checkpoint buys the padded scan.
-    _, (out, trace) = dynamic_scan(cell_step, params, state, inputs, length)
+    _, (out, trace) = dynamic_scan(cell_step, params, state, time_major, length)
   else:
     step = lambda state, x: cell_step(params, state, x)
     if config.remat:
       step = jax.checkpoint(step)
-    _, (out, trace) = jax.lax.scan(step, state, inputs)
+    _, (out, trace) = jax.lax.scan(step, state, time_major)
+  out = jnp.swapaxes(out, 0, 1)  # [B, T, ...]
+  trace = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), trace)
   if not fused:
     return out, trace
   logits = cell.apply(params, out, method=cell.readout)
   if length is not None:
-    logits = jnp.where(jnp.arange(inputs.shape[0])[:, None] < length, logits, 0.0)
+    logits = jnp.where(jnp.arange(inputs.shape[1])[:, None] < length, logits, 0.0)
   return logits, trace
 
 
@@ -91,9 +106,8 @@ def apply_step_by_step(params, inputs: jax.Array, config) -> jax.Array:
   output layer run once after the time loop; for the LSTM baseline, a layer
   at a time (`ntm_jax.models.lstm_sequence`).
   """
-  return jax.vmap(_run_sequence, in_axes=(None, 0, None, None, None, None, None, None, None))(
-      params, inputs, config, _default_memory_size(config), False, False, None, None,
-      False)[0]
+  return _run_batch(params, inputs, config, _default_memory_size(config), False, False,
+                    fused_readout=False)[0]
 
 
 def apply(params, inputs: jax.Array, config,
@@ -142,10 +156,8 @@ def apply(params, inputs: jax.Array, config,
     chex.assert_shape(logits, inputs.shape[:2] + (config.output_size,))
     return logits, ({} if return_trace else None)
   rngs = None if rng is None else jax.random.split(rng, inputs.shape[0])
-  logits, trace = jax.vmap(
-      _run_sequence,
-      in_axes=(None, 0, None, None, None, None, 0 if rng is not None else None, None))(
-          params, inputs, config, memory_size, return_trace, trace_memory, rngs, length)
+  logits, trace = _run_batch(params, inputs, config, memory_size, return_trace,
+                             trace_memory, rngs, length)
   chex.assert_shape(logits, inputs.shape[:2] + (config.output_size,))
   return logits, (trace if return_trace else None)
 
