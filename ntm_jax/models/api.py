@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from ntm_jax.config import ModelConfig
 from ntm_jax.models.lstm import LSTM
 from ntm_jax.models.ntm import NTM
+import ntm_jax.models.ntm_sequence as ntm_sequence
 from ntm_jax.models.scan import dynamic_scan
 
 MODELS = {model.config_class.kind: model for model in (NTM, LSTM)}
@@ -79,7 +80,10 @@ def _run_batch(params, inputs, config, memory_size, return_trace, trace_memory,
 
   cell_step = jax.vmap(one_sequence_step, in_axes=(None, 0, 0))
   time_major = jnp.swapaxes(inputs, 0, 1)  # [T, B, I]
-  if length is not None:
+  if length is not None and fused and not return_trace and ntm_sequence.applies(config):
+    # The same numbers, with a backward pass written for the dense layers.
+    out, trace = ntm_sequence.features(params, config, state, time_major, length), {}
+  elif length is not None:
     # dynamic_scan's backward pass recomputes every step from its input
     # state, the memory saving jax.checkpoint buys the padded scan.
     _, (out, trace) = dynamic_scan(cell_step, params, state, time_major, length)

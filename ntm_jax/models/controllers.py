@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
 
 
 class FeedForwardController(nn.Module):
@@ -24,7 +24,7 @@ class FeedForwardController(nn.Module):
   def __call__(self, carry: Any, x: jax.Array):
     """x: [I] -> ((), [hidden_sizes[-1]])."""
     for size in self.hidden_sizes:
-      x = _ACTIVATIONS[self.activation](nn.Dense(size)(x))
+      x = ACTIVATIONS[self.activation](nn.Dense(size)(x))
     return carry, x
 
 

@@ -40,6 +40,33 @@ _address_heads = jax.vmap(addressing.address_columns,
                           in_axes=(None, 0, 0, 0, 0, 0, 0))
 
 
+def memory_step(config: NTMConfig, state: NTMState, raw_heads: jax.Array):
+  """The part of a step after the head layer; it has no parameters.
+
+  Args:
+    config: the NTM config.
+    state: the state before the step (its controller carry is passed on
+      unchanged; the cell replaces it).
+    raw_heads: [head_output_size] the head layer's output.
+
+  Returns:
+    (state after the step, trace).
+  """
+  read, write, vectors = heads.split_head_outputs(raw_heads, config)
+  # Write first, then read, so a value can be read back on the step it is
+  # written (the copy task's output phase needs no extra delay step).
+  write_weights = _address_heads(state.memory_columns, state.write_weights, *write)
+  columns = memory_ops.write_heads_columns(
+      state.memory_columns, write_weights, vectors.erase, vectors.add)
+  read_weights = _address_heads(columns, state.read_weights, *read)
+  read_vectors = memory_ops.read_heads_columns(columns, read_weights)  # [R, M]
+  new_state = NTMState(columns, read_weights, write_weights, read_vectors,
+                       state.controller)
+  trace = {"read_weights": read_weights, "write_weights": write_weights,
+           "memory": columns.T}  # [N, M], the paper's layout
+  return new_state, trace
+
+
 class NTMCell(nn.Module):
   """One time step of a Neural Turing Machine (Graves et al. 2014, Fig. 1)."""
   config: NTMConfig
@@ -108,24 +135,11 @@ class NTMCell(nn.Module):
   def features(self, state: NTMState, x: jax.Array):
     """One step up to the output layer: x [input_size] -> (new state,
     (features [H + R M]: the controller output and read vectors, trace))."""
-    c = self.config
     controller_input = jnp.concatenate([x, state.read_vectors.reshape(-1)])
     controller_carry, hidden = self.controller(state.controller, controller_input)
-    read, write, vectors = heads.split_head_outputs(self.head_layer(hidden), c)
-
-    # Write first, then read, so a value can be read back on the step it is
-    # written (the copy task's output phase needs no extra delay step).
-    write_weights = _address_heads(state.memory_columns, state.write_weights, *write)
-    columns = memory_ops.write_heads_columns(
-        state.memory_columns, write_weights, vectors.erase, vectors.add)
-    read_weights = _address_heads(columns, state.read_weights, *read)
-    read_vectors = memory_ops.read_heads_columns(columns, read_weights)  # [R, M]
-
-    features = jnp.concatenate([hidden, read_vectors.reshape(-1)])
-    new_state = NTMState(columns, read_weights, write_weights, read_vectors,
-                         controller_carry)
-    trace = {"read_weights": read_weights, "write_weights": write_weights,
-             "memory": columns.T}  # [N, M], the paper's layout
+    new_state, trace = memory_step(self.config, state, self.head_layer(hidden))
+    new_state = new_state._replace(controller=controller_carry)
+    features = jnp.concatenate([hidden, new_state.read_vectors.reshape(-1)])
     return new_state, (features, trace)
 
   def init_all(self, memory_size: int, x: jax.Array):
