@@ -10,15 +10,11 @@ import jax
 #   [15, 100, 92]^T) about 3x slower than XLA's own dot; without it the
 #   step ran 10.3 -> 12.1 steps/s;
 # - single-threaded Eigen: every device already has a core of its own, so
-#   intra-op threads only contend with the other device (about +2%);
-# - XLA's older loop-fusion code generator instead of its MLIR fusion
-#   emitters: the copy step compiled in two thirds of the time and ran as
-#   fast at batch 8 per seed, faster at batch 4 (RESULTS.md, #14's rows).
-# None changes the mathematics: same operations, no fast-math.
+#   intra-op threads only contend with the other device (about +2%).
+# Neither changes the mathematics: same operations, no fast-math.
 CPU_XLA_FLAGS = (
     "--xla_cpu_experimental_ynn_fusion_type=",
     "--xla_cpu_multi_thread_eigen=false",
-    "--xla_cpu_use_fusion_emitters=false",
 )
 
 
