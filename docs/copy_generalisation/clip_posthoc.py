@@ -2,7 +2,7 @@
 of the run's model replaced at test time: does a clip-bound key strength
 beta limit the content jump to the start of a long sequence?
 
-    python docs/copy_generalisation/clip_posthoc.py RUN_DIR 20,1000
+    PYTHONPATH=. python docs/copy_generalisation/clip_posthoc.py RUN_DIR 20,1000
 """
 import dataclasses
 import functools

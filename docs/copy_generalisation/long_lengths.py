@@ -1,7 +1,7 @@
 """Every seed of a run at test lengths beyond the run's own, on a larger
 memory: the study's stretch measurement (length 500 with 512 rows).
 
-    python docs/copy_generalisation/long_lengths.py RUN_DIR [--lengths 200,500]
+    PYTHONPATH=. python docs/copy_generalisation/long_lengths.py RUN_DIR [--lengths 200,500]
         [--memory_size 512] [--sequences 32]
 
 Prints, per length, each seed's mean bit errors per sequence on its

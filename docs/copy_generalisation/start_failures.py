@@ -1,7 +1,7 @@
 """Where a copy seed's errors at a long test length come from, sequence by
 sequence: the study's evidence for "the read head misses the start".
 
-    python docs/copy_generalisation/start_failures.py RUN_DIR --seeds 8,27 [--length 120]
+    PYTHONPATH=. python docs/copy_generalisation/start_failures.py RUN_DIR --seeds 8,27 [--length 120]
         [--memory_size 128] [--sequences 64]
 
 For each seed (its reported parameters) it draws `--sequences` fresh copy
