@@ -3,6 +3,7 @@ the W&B reachability probe against servers on this machine."""
 import http.server
 import json
 import os
+import pathlib
 import platform
 import socket
 import subprocess
@@ -37,6 +38,12 @@ def test_provenance_records_the_software_the_machine_and_the_command():
   assert record["argv"] == sys.argv
   assert record["hostname"] == socket.gethostname()
   assert "git" in record  # a dict in a checkout, None in an installed copy
+  assert record["xla_flags"] == os.environ.get("XLA_FLAGS", "")
+  cpuinfo = pathlib.Path("/proc/cpuinfo").read_text() if os.path.exists("/proc/cpuinfo") else ""
+  if "model name" in cpuinfo:
+    assert record["cpu"] and f"model name\t: {record['cpu']}\n" in cpuinfo
+  else:
+    assert record["cpu"] == platform.processor()
   json.dumps(record)  # all of it goes into config.json
 
 

@@ -43,6 +43,18 @@ def git_state(root: str) -> Optional[dict]:
   return {"commit": commit, "dirty": None if changes is None else bool(changes)}
 
 
+def cpu_model() -> str:
+  """The CPU's model name (Linux /proc/cpuinfo), else platform.processor()."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor()
+
+
 def collect(devices: int, seeds_per_group: int) -> dict:
   """This process's provenance.
 
@@ -69,6 +81,10 @@ def collect(devices: int, seeds_per_group: int) -> dict:
       "executable": sys.executable,
       "argv": list(sys.argv),
       "hostname": socket.gethostname(),
+      # A seed's trajectory depends on rounding, so on these too (RESULTS.md,
+      # "Rounding decides which seeds generalise").
+      "cpu": cpu_model(),
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
   }
 
 
