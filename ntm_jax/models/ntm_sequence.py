@@ -5,7 +5,7 @@ backward pass written by hand around the dense layers.
 feed-forward NTM through here; the numbers are those of scanning
 `NTMCell.features` (tests/test_ntm_sequence.py checks values and gradients
 against that and against finite differences). Autodiff of the scanned cell
-spends most of its backward pass on the dense layers, in three ways this
+spends much of its backward pass on the dense layers, in three ways this
 file avoids:
 
 - Each step adds its outer products into the kernels' gradients, reading
