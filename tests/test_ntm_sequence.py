@@ -37,7 +37,7 @@ def _losses(config, x, length):
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("length", [1, 9])
+@pytest.mark.parametrize("length", [pytest.param(1, marks=pytest.mark.slow), 9])
 def test_values_and_gradients_equal_autodiff_of_the_scanned_cell(case, length):
   config, params, x = _setup(CASES[case])
   assert ntm_sequence.applies(config)
@@ -62,7 +62,9 @@ def test_steps_past_length_are_zero_and_get_no_gradient():
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", [
+    "relu, one layer, 2 read heads",
+    pytest.param("tanh, two layers, 2 write heads", marks=pytest.mark.slow)])
 def test_directional_derivative_matches_finite_differences(case):
   config, params, x = _setup(CASES[case], seed=3)
   hand_written, _ = _losses(config, x, 8)
