@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from ntm_jax.config import NTMConfig
 from ntm_jax.models.controllers import ACTIVATIONS
 from ntm_jax.models.ntm import NTMState, memory_step
+from ntm_jax.models.scan import at_step, set_step
 
 
 class _Carry(NamedTuple):
@@ -98,7 +99,6 @@ def _run(config, dense, carry, inputs, length, keep):
                  raws=zeros((batch, head_kernel.shape[1])))
   else:
     saved = None
-  put = lambda buffer, t, value: jax.lax.dynamic_update_index_in_dim(buffer, value, t, 0)
 
   def body(t, loop):
     carry, feats, saved = loop
@@ -109,13 +109,11 @@ def _run(config, dense, carry, inputs, length, keep):
       h = activation(pres[-1])
     raw = h @ head_kernel + head_bias[None, :]
     new_carry = _memory_step(config, carry, raw)
-    feats = put(feats, t, jnp.concatenate([h, new_carry.read_vectors.reshape(batch, -1)], -1))
+    feats = set_step(feats, t, jnp.concatenate(
+        [h, new_carry.read_vectors.reshape(batch, -1)], -1))
     if keep:
-      saved = dict(
-          carries=jax.tree_util.tree_map(lambda b, v: put(b, t, v), saved["carries"], carry),
-          ins=put(saved["ins"], t, controller_input),
-          pres=tuple(put(b, t, v) for b, v in zip(saved["pres"], pres)),
-          raws=put(saved["raws"], t, raw))
+      saved = set_step(saved, t, dict(carries=carry, ins=controller_input, pres=tuple(pres),
+                                      raws=raw))
     return new_carry, feats, saved
 
   _, feats, saved = jax.lax.fori_loop(0, length, body, (carry, feats, saved))
@@ -141,30 +139,27 @@ def _features_bwd(config, residuals, ct_feats):
   # Transposed once here: inside the loop `ct @ kernel.T` is a slow product.
   head_kernel_t = head_kernel.T
   kernels_t = tuple(kernel.T for kernel, _ in layers)
-  at = lambda buffer, t: jax.lax.dynamic_index_in_dim(buffer, t, keepdims=False)
-  put = lambda buffer, t, value: jax.lax.dynamic_update_index_in_dim(buffer, value, t, 0)
 
   def body(i, loop):
     ct_carry, ct_pres, ct_raws, ct_inputs = loop
     t = length - 1 - i
-    carry = jax.tree_util.tree_map(lambda b: at(b, t), saved["carries"])
-    _, memory_vjp = jax.vjp(functools.partial(_memory_step, config), carry, at(saved["raws"], t))
-    ct_feat = at(ct_feats, t)
+    step = at_step(saved, t)
+    _, memory_vjp = jax.vjp(functools.partial(_memory_step, config), step["carries"],
+                            step["raws"])
+    ct_feat = at_step(ct_feats, t)
     ct_read = ct_feat[:, hidden_size:].reshape(ct_carry.read_vectors.shape)
     ct_carry, ct_raw = memory_vjp(
         ct_carry._replace(read_vectors=ct_carry.read_vectors + ct_read))
     ct_h = ct_raw @ head_kernel_t + ct_feat[:, :hidden_size]
-    new_ct_pres = list(ct_pres)
+    ct_pres_t = [None] * len(layers)
     for layer in reversed(range(len(layers))):
-      pre = at(saved["pres"][layer], t)
-      ct_pre = jax.vjp(activation, pre)[1](ct_h)[0]
-      new_ct_pres[layer] = put(ct_pres[layer], t, ct_pre)
-      ct_h = ct_pre @ kernels_t[layer]
+      ct_pres_t[layer] = jax.vjp(activation, step["pres"][layer])[1](ct_h)[0]
+      ct_h = ct_pres_t[layer] @ kernels_t[layer]
     ct_carry = ct_carry._replace(
         read_vectors=ct_carry.read_vectors + ct_h[:, input_size:].reshape(
             ct_carry.read_vectors.shape))
-    return (ct_carry, tuple(new_ct_pres), put(ct_raws, t, ct_raw),
-            put(ct_inputs, t, ct_h[:, :input_size]))
+    return (ct_carry, set_step(ct_pres, t, tuple(ct_pres_t)), set_step(ct_raws, t, ct_raw),
+            set_step(ct_inputs, t, ct_h[:, :input_size]))
 
   carry_shape = jax.tree_util.tree_map(lambda b: b[0], saved["carries"])
   init = (jax.tree_util.tree_map(jnp.zeros_like, carry_shape),

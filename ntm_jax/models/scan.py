@@ -15,7 +15,7 @@ length of the batch, discarding the finished examples' steps.
 import jax
 import jax.numpy as jnp
 
-__all__ = ["dynamic_scan"]
+__all__ = ["at_step", "dynamic_scan", "set_step"]
 
 
 def _zeros_like_stacked(tree, steps):
@@ -24,13 +24,13 @@ def _zeros_like_stacked(tree, steps):
       lambda a: jnp.zeros((steps,) + tuple(a.shape), a.dtype), tree)
 
 
-def _at(tree, t):
+def at_step(tree, t):
   """Entry t of every leaf's leading axis."""
   return jax.tree_util.tree_map(
       lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), tree)
 
 
-def _set(tree, t, values):
+def set_step(tree, t, values):
   """Writes `values` at entry t of every leaf's leading axis."""
   return jax.tree_util.tree_map(
       lambda a, v: jax.lax.dynamic_update_index_in_dim(a, v.astype(a.dtype), t, 0),
@@ -40,16 +40,16 @@ def _set(tree, t, values):
 def _forward(step_fn, params, init_carry, xs, length, keep_carries):
   """The loop: (final carry, ys [T_max, ...], carries [T_max, ...] or None)."""
   steps = jax.tree_util.tree_leaves(xs)[0].shape[0]
-  y_shape = jax.eval_shape(step_fn, params, init_carry, _at(xs, 0))[1]
+  y_shape = jax.eval_shape(step_fn, params, init_carry, at_step(xs, 0))[1]
   ys = _zeros_like_stacked(y_shape, steps)
   carries = _zeros_like_stacked(init_carry, steps) if keep_carries else None
 
   def body(t, loop):
     carry, ys, carries = loop
     if keep_carries:
-      carries = _set(carries, t, carry)
-    carry, y = step_fn(params, carry, _at(xs, t))
-    return carry, _set(ys, t, y), carries
+      carries = set_step(carries, t, carry)
+    carry, y = step_fn(params, carry, at_step(xs, t))
+    return carry, set_step(ys, t, y), carries
 
   # fori_loop with a traced bound lowers to a while loop of `length` steps.
   return jax.lax.fori_loop(0, length, body, (init_carry, ys, carries))
@@ -96,10 +96,10 @@ def dynamic_scan(step_fn, params, init_carry, xs, length):
     def body(i, loop):
       ct_params, ct_carry, ct_xs = loop
       t = length - 1 - i
-      _, vjp = jax.vjp(step_fn, params, _at(carries, t), _at(xs, t))
-      d_params, ct_carry, d_x = vjp((ct_carry, _at(ct_ys, t)))
+      _, vjp = jax.vjp(step_fn, params, at_step(carries, t), at_step(xs, t))
+      d_params, ct_carry, d_x = vjp((ct_carry, at_step(ct_ys, t)))
       ct_params = jax.tree_util.tree_map(jnp.add, ct_params, d_params)
-      return ct_params, ct_carry, _set(ct_xs, t, d_x)
+      return ct_params, ct_carry, set_step(ct_xs, t, d_x)
 
     ct_params, ct_carry, ct_xs = jax.lax.fori_loop(
         0, length, body, (zeros(params), ct_carry, zeros(xs)))
