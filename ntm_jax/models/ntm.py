@@ -11,10 +11,9 @@ import jax
 import jax.numpy as jnp
 
 from ntm_jax.config import NTMConfig
-import ntm_jax.models.addressing as addressing
 import ntm_jax.models.flops as flops
 import ntm_jax.models.heads as heads
-import ntm_jax.models.memory as memory_ops
+import ntm_jax.models.memory_step as memory_step_ops
 from ntm_jax.models.controllers import FeedForwardController, LSTMController
 
 _RANDOM_MEMORY_SCALE = 0.1
@@ -36,12 +35,9 @@ class NTMState(NamedTuple):
     return self.memory_columns.T
 
 
-_address_heads = jax.vmap(addressing.address_columns,
-                          in_axes=(None, 0, 0, 0, 0, 0, 0))
-
-
 def memory_step(config: NTMConfig, state: NTMState, raw_heads: jax.Array):
-  """The part of a step after the head layer; it has no parameters.
+  """The part of a step after the head layer; it has no parameters
+  (`ntm_jax.models.memory_step`).
 
   Args:
     config: the NTM config.
@@ -52,14 +48,10 @@ def memory_step(config: NTMConfig, state: NTMState, raw_heads: jax.Array):
   Returns:
     (state after the step, trace).
   """
-  read, write, vectors = heads.split_head_outputs(raw_heads, config)
-  # Write first, then read, so a value can be read back on the step it is
-  # written (the copy task's output phase needs no extra delay step).
-  write_weights = _address_heads(state.memory_columns, state.write_weights, *write)
-  columns = memory_ops.write_heads_columns(
-      state.memory_columns, write_weights, vectors.erase, vectors.add)
-  read_weights = _address_heads(columns, state.read_weights, *read)
-  read_vectors = memory_ops.read_heads_columns(columns, read_weights)  # [R, M]
+  carry = (state.memory_columns, state.read_weights, state.write_weights,
+           state.read_vectors)
+  (columns, read_weights, write_weights, read_vectors), _ = memory_step_ops.step(
+      config, carry, raw_heads)
   new_state = NTMState(columns, read_weights, write_weights, read_vectors,
                        state.controller)
   trace = {"read_weights": read_weights, "write_weights": write_weights,

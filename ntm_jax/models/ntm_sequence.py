@@ -16,11 +16,10 @@ file avoids:
 - The input cotangent `ct_out @ kernel.T` ran as a matrix product with a
   transposed operand, several times slower on XLA's CPU backend than with
   the kernel transposed once, before the loop.
-- The dense layers are not recomputed: their inputs and pre-activations are
-  kept (a few hundred floats per sequence and step). Only the memory part
-  of the step (`ntm.memory_step`: addressing, write, read), which has no
-  parameters, is recomputed inside `jax.vjp` from the stored state, as
-  `jax.checkpoint` would.
+- Nothing is recomputed by autodiff: the dense layers' inputs and
+  pre-activations are kept (a few hundred floats per sequence and step),
+  and so are the memory part's addressing stages, for its hand-written
+  backward (`memory_step.step_vjp`).
 
 Every array here carries the batch: inputs [T, B, I], memories [B, M, N].
 """
@@ -32,7 +31,8 @@ import jax.numpy as jnp
 
 from ntm_jax.config import NTMConfig
 from ntm_jax.models.controllers import ACTIVATIONS
-from ntm_jax.models.ntm import NTMState, memory_step
+import ntm_jax.models.memory_step as memory_step
+from ntm_jax.models.ntm import NTMState
 from ntm_jax.models.scan import at_step, set_step
 
 
@@ -72,19 +72,18 @@ def features(params, config: NTMConfig, state: NTMState, inputs: jax.Array,
   return _features(config, (layers, head), carry, inputs, jnp.asarray(length, jnp.int32))
 
 
-def _memory_step(config: NTMConfig, carry: _Carry, raw: jax.Array) -> _Carry:
-  """`ntm.memory_step` on a batch: carry [B, ...], raw [B, P]."""
-  def one(carry, raw):
-    state, _ = memory_step(config, NTMState(*carry, controller=()), raw)
-    return _Carry(state.memory_columns, state.read_weights, state.write_weights,
-                  state.read_vectors)
-  return jax.vmap(one)(carry, raw)
+def _memory_step(config: NTMConfig, carry: _Carry, raw: jax.Array):
+  """`memory_step.step` on a batch: carry [B, ...], raw [B, P] -> (carry,
+  stages)."""
+  new_carry, stages = jax.vmap(functools.partial(memory_step.step, config))(carry, raw)
+  return _Carry(*new_carry), stages
 
 
 def _run(config, dense, carry, inputs, length, keep):
   """The forward time loop: features [T, B, F], and with `keep` what the
   backward pass needs: the state before each step, each step's controller
-  input, every layer's pre-activation and the head layer's output."""
+  input, every layer's pre-activation, the head layer's output and the
+  memory part's addressing stages."""
   layers, (head_kernel, head_bias) = dense
   activation = ACTIVATIONS[config.controller_activation]
   steps, batch = inputs.shape[:2]
@@ -93,10 +92,13 @@ def _run(config, dense, carry, inputs, length, keep):
   zeros = lambda shape: jnp.zeros((steps,) + tuple(shape), inputs.dtype)
   feats = zeros((batch, feature_size))
   if keep:
+    raw_shape = jax.ShapeDtypeStruct((batch, head_kernel.shape[1]), inputs.dtype)
+    stages_shape = jax.eval_shape(functools.partial(_memory_step, config), carry, raw_shape)[1]
     saved = dict(carries=jax.tree_util.tree_map(lambda a: zeros(a.shape), carry),
                  ins=zeros((batch, inputs.shape[2] + feature_size - hidden_size)),
                  pres=tuple(zeros((batch, k.shape[1])) for k, _ in layers),
-                 raws=zeros((batch, head_kernel.shape[1])))
+                 raws=zeros(raw_shape.shape),
+                 stages=jax.tree_util.tree_map(lambda a: zeros(a.shape), stages_shape))
   else:
     saved = None
 
@@ -108,12 +110,12 @@ def _run(config, dense, carry, inputs, length, keep):
       pres.append(h @ kernel + bias[None, :])
       h = activation(pres[-1])
     raw = h @ head_kernel + head_bias[None, :]
-    new_carry = _memory_step(config, carry, raw)
+    new_carry, stages = _memory_step(config, carry, raw)
     feats = set_step(feats, t, jnp.concatenate(
         [h, new_carry.read_vectors.reshape(batch, -1)], -1))
     if keep:
       saved = set_step(saved, t, dict(carries=carry, ins=controller_input, pres=tuple(pres),
-                                      raws=raw))
+                                      raws=raw, stages=stages))
     return new_carry, feats, saved
 
   _, feats, saved = jax.lax.fori_loop(0, length, body, (carry, feats, saved))
@@ -144,12 +146,12 @@ def _features_bwd(config, residuals, ct_feats):
     ct_carry, ct_pres, ct_raws, ct_inputs = loop
     t = length - 1 - i
     step = at_step(saved, t)
-    _, memory_vjp = jax.vjp(functools.partial(_memory_step, config), step["carries"],
-                            step["raws"])
     ct_feat = at_step(ct_feats, t)
     ct_read = ct_feat[:, hidden_size:].reshape(ct_carry.read_vectors.shape)
-    ct_carry, ct_raw = memory_vjp(
-        ct_carry._replace(read_vectors=ct_carry.read_vectors + ct_read))
+    ct_carry, ct_raw = memory_step.step_vjp_batch(
+        config, step["carries"], step["raws"],
+        ct_carry._replace(read_vectors=ct_carry.read_vectors + ct_read), step["stages"])
+    ct_carry = _Carry(*ct_carry)
     ct_h = ct_raw @ head_kernel_t + ct_feat[:, :hidden_size]
     ct_pres_t = [None] * len(layers)
     for layer in reversed(range(len(layers))):
