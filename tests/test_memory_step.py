@@ -56,7 +56,8 @@ def test_step_equals_the_papers_operations_composed(case):
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("stored", [True, False], ids=["stored stages", "recomputed"])
+@pytest.mark.parametrize("stored", [True, pytest.param(False, marks=pytest.mark.slow)],
+                         ids=["stored stages", "recomputed"])
 def test_vjp_equals_autodiff(case, stored):
   config, carry, raw = _setup(CASES[case])
   ct = _cotangents(carry)
@@ -83,7 +84,8 @@ def test_batched_vjp_equals_the_vjp_of_each_sequence():
       np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", [
+    "defaults", *(pytest.param(case, marks=pytest.mark.slow) for case in list(CASES)[1:])])
 def test_vjp_matches_finite_differences(case):
   """<ct, d step> along a random direction of (carry, raw), central differences."""
   config, carry, raw = _setup(CASES[case], seed=4, raw_scale=1.0)

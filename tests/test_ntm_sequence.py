@@ -1,5 +1,6 @@
-"""The feed-forward NTM's hand-written backward pass (ntm_jax/models/ntm_sequence.py)
-against autodiff of the cell scanned step by step, and against finite differences."""
+"""The NTM's hand-written backward pass (ntm_jax/models/ntm_sequence.py), with a
+feed-forward or an LSTM controller, against autodiff of the cell scanned step by
+step, and against finite differences."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +13,8 @@ CASES = {
     "relu, one layer, 2 read heads": dict(controller_activation="relu", read_heads=2),
     "tanh, two layers, 2 write heads": dict(controller_activation="tanh", controller_layers=2,
                                             write_heads=2),
+    "LSTM, one layer": dict(controller="lstm"),
+    "LSTM, two layers, 2 read heads": dict(controller="lstm", controller_layers=2, read_heads=2),
 }
 
 
@@ -63,8 +66,9 @@ def test_steps_past_length_are_zero_and_get_no_gradient():
 
 
 @pytest.mark.parametrize("case", [
-    "relu, one layer, 2 read heads",
-    pytest.param("tanh, two layers, 2 write heads", marks=pytest.mark.slow)])
+    "relu, one layer, 2 read heads", "LSTM, one layer",
+    pytest.param("tanh, two layers, 2 write heads", marks=pytest.mark.slow),
+    pytest.param("LSTM, two layers, 2 read heads", marks=pytest.mark.slow)])
 def test_directional_derivative_matches_finite_differences(case):
   config, params, x = _setup(CASES[case], seed=3)
   hand_written, _ = _losses(config, x, 8)
@@ -91,6 +95,5 @@ def test_gradients_stay_finite_with_saturated_head_outputs():
   assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree_util.tree_leaves(grads))
 
 
-def test_lstm_controller_takes_the_generic_path():
-  config = ntm_jax.NTMConfig(input_size=5, output_size=4, controller="lstm")
-  assert not ntm_sequence.applies(config)
+def test_the_lstm_baseline_takes_the_generic_path():
+  assert not ntm_sequence.applies(ntm_jax.LSTMConfig(input_size=5, output_size=4))
