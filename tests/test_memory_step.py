@@ -61,14 +61,18 @@ def test_step_equals_the_papers_operations_composed(case):
 def test_vjp_equals_autodiff(case, stored):
   config, carry, raw = _setup(CASES[case])
   ct = _cotangents(carry)
-  _, autodiff = jax.vjp(lambda c, r: memory_step.step(config, c, r)[0], carry, raw)
-  expected = autodiff(ct)
-  stages = memory_step.step(config, carry, raw)[1] if stored else None
-  got = memory_step.step_vjp(config, carry, raw, ct, stages)
+
+  @jax.jit
+  def both(carry, raw, ct):
+    _, autodiff = jax.vjp(lambda c, r: memory_step.step(config, c, r)[0], carry, raw)
+    stages = memory_step.step(config, carry, raw)[1] if stored else None
+    return autodiff(ct), memory_step.step_vjp(config, carry, raw, ct, stages)
+  expected, got = both(carry, raw, ct)
   for g, e in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected)):
     np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_batched_vjp_equals_the_vjp_of_each_sequence():
   config, carry, raw = _setup(CASES["defaults"])
   batch = lambda a: jnp.stack([a, 2.0 * a, -a])
@@ -119,14 +123,17 @@ def test_vjp_is_finite_where_the_step_is_singular():
   rows = columns.shape[1]
   carry = (jnp.zeros_like(columns), jnp.tile(jax.nn.one_hot(0, rows), (2, 1)),
            jnp.tile(jax.nn.one_hot(3, rows), (2, 1)), vectors)
+  @jax.jit
+  def both(carry, raw, ct):
+    _, autodiff = jax.vjp(lambda c, r: memory_step.step(config, c, r)[0], carry, raw)
+    return memory_step.step_vjp(config, carry, raw, ct), autodiff(ct)
+
   for scaled in (200.0 * raw, jnp.zeros_like(raw), -200.0 * jnp.abs(raw)):
-    ct = _cotangents(carry)
-    ct_carry, ct_raw = memory_step.step_vjp(config, carry, scaled, ct)
+    (ct_carry, ct_raw), expected = both(carry, scaled, _cotangents(carry))
     for leaf in jax.tree_util.tree_leaves((ct_carry, ct_raw)):
       assert np.all(np.isfinite(np.asarray(leaf)))
-    _, autodiff = jax.vjp(lambda c, r: memory_step.step(config, c, r)[0], carry, scaled)
     for g, e in zip(jax.tree_util.tree_leaves((ct_carry, ct_raw)),
-                    jax.tree_util.tree_leaves(autodiff(ct))):
+                    jax.tree_util.tree_leaves(expected)):
       np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
 
 
