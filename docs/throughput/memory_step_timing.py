@@ -40,7 +40,7 @@ def _inputs(batch, rows):
   return config, carry, raws
 
 
-def _per_step_us(fn, *args, repeats=200):
+def per_step_us(fn, *args, repeats=200):
   jax.block_until_ready(fn(*args))
   best = float("inf")
   for _ in range(5):
@@ -92,11 +92,11 @@ def main():
     return run
 
   print(f"batch {batch}, {rows} rows, us per time step:")
-  print(f"  forward                      {_per_step_us(forward, carry, raws):7.1f}")
+  print(f"  forward                      {per_step_us(forward, carry, raws):7.1f}")
   for kind in ("autodiff", "recomputed", "stored"):
     print(f"  backward, {kind:18s} "
-          f"{_per_step_us(backward(kind), carries, raws, carry, stages):7.1f}")
-  print(f"  forward storing the stages   {_per_step_us(forward_storing, carry, raws, stages):7.1f}")
+          f"{per_step_us(backward(kind), carries, raws, carry, stages):7.1f}")
+  print(f"  forward storing the stages   {per_step_us(forward_storing, carry, raws, stages):7.1f}")
 
 
 if __name__ == "__main__":
