@@ -28,6 +28,14 @@ class FeedForwardController(nn.Module):
     return carry, x
 
 
+def lstm_cell(gates: jax.Array, c: jax.Array):
+  """An LSTM layer after its dense layer: gates [..., 4 size] in the order
+  input, forget, cell, output, c [..., size] -> (new c, new h)."""
+  i, f, g, o = jnp.split(gates, 4, axis=-1)
+  c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+  return c, jax.nn.sigmoid(o) * jnp.tanh(c)
+
+
 class LSTMLayer(nn.Module):
   """One LSTM layer, its four gates in one dense layer on [x, h].
 
@@ -51,10 +59,7 @@ class LSTMLayer(nn.Module):
     kernel = self.param("kernel", nn.initializers.lecun_normal(), (fan_in, 4 * self.size))
     bias = self.param("bias", lambda _, shape: jnp.zeros(shape).at[
         self.size:2 * self.size].set(self.forget_bias_init), (4 * self.size,))
-    gates = jnp.concatenate([x, h]) @ kernel + bias
-    i, f, g, o = jnp.split(gates, 4)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    c, h = lstm_cell(jnp.concatenate([x, h]) @ kernel + bias, c)
     return (c, h), h
 
 

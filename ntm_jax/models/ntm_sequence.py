@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from ntm_jax.config import NTMConfig
-from ntm_jax.models.controllers import ACTIVATIONS
+from ntm_jax.models.controllers import ACTIVATIONS, lstm_cell
 import ntm_jax.models.memory_step as memory_step
 from ntm_jax.models.ntm import NTMState
 from ntm_jax.models.scan import at_step, set_step
@@ -100,16 +100,9 @@ def _controller(config, layers, carry, x):
     ins.append(jnp.concatenate([x, h], -1))
     gates.append(ins[-1] @ kernel + bias[None, :])
     cells.append(c)
-    new_carry.append(_lstm_cell(gates[-1], c))
+    new_carry.append(lstm_cell(gates[-1], c))
     x = new_carry[-1][1]
   return tuple(new_carry), x, dict(ins=tuple(ins), pres=tuple(gates), cells=tuple(cells))
-
-
-def _lstm_cell(gates, c):
-  """`controllers.LSTMLayer` after its dense layer: (new c, new h)."""
-  i, f, g, o = jnp.split(gates, 4, -1)
-  c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-  return c, jax.nn.sigmoid(o) * jnp.tanh(c)
 
 
 def _controller_vjp(config, kernels_t, saved, ct_hidden, ct_carry):
@@ -146,7 +139,7 @@ def _hidden(config, saved):
   last = saved["pres"][-1]
   if config.controller == "ff":
     return ACTIVATIONS[config.controller_activation](last)
-  return _lstm_cell(last, saved["cells"][-1])[1]
+  return lstm_cell(last, saved["cells"][-1])[1]
 
 
 def _run(config, dense, carry, inputs, length, keep):
