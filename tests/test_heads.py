@@ -211,3 +211,16 @@ def test_relu_key_and_add_zero_the_negative_raw_values():
   read_t, _, _ = heads.split_head_outputs(raw.at[0].set(-3.0).at[1].set(2.5), tanh_c)
   np.testing.assert_allclose(read_t.key, [[np.tanh(-3.0), np.tanh(2.5)]], rtol=1e-6)
   assert float(jnp.min(vectors.add)) >= 0.0 and float(jnp.min(write.key)) >= 0.0
+
+
+@pytest.mark.parametrize("kind", ["tanh", "relu", "linear"])
+def test_activation_grad_from_the_output_equals_autodiff(kind):
+  x = jnp.array([-2.0, -0.5, 0.3, 1.7])
+  expected = jax.vmap(jax.grad(lambda v: heads._activate(v, kind)))(x)
+  np.testing.assert_allclose(heads.activation_grad(heads._activate(x, kind), kind), expected,
+                             rtol=1e-6)
+
+
+def test_activation_grad_of_an_unknown_activation_is_an_error():
+  with pytest.raises(ValueError, match="no derivative for activation 'gelu'"):
+    heads.activation_grad(jnp.ones(3), "gelu")

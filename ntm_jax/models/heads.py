@@ -64,6 +64,19 @@ def _activate(x: jax.Array, kind: str) -> jax.Array:
   return jax.nn.relu(x) if kind == "relu" else x
 
 
+def activation_grad(value: jax.Array, kind: str) -> jax.Array:
+  """d _activate(x, kind) / dx, from the activation's output `value` (for
+  hand-written backward passes; kept beside `_activate` so the two change
+  together)."""
+  if kind == "tanh":
+    return 1.0 - value * value
+  if kind == "relu":
+    return (value > 0).astype(value.dtype)
+  if kind == "linear":
+    return jnp.ones_like(value)
+  raise ValueError(f"no derivative for activation {kind!r}")
+
+
 def _addressing(raw: jax.Array, config: NTMConfig) -> Addressing:
   """raw: [H, addressing_size] -> constrained Addressing of H heads."""
   m, s = config.memory_width, config.shift_range

@@ -16,6 +16,8 @@ weightings of H heads `[H, N]`; `step_vjp_batch` is vmapped over a batch.
 tests/test_memory_step.py checks every cotangent against autodiff of `step`
 and finite differences, saturated heads included.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -33,15 +35,6 @@ def _weightings(columns, w_prev, head: heads.Addressing):
   w_shifted = jax.vmap(addressing.shift)(w_gated, head.shift_weights)
   w = jax.vmap(addressing.sharpen)(w_shifted, head.sharpening)
   return dict(cos=cos, w_content=w_content, w_gated=w_gated, w_shifted=w_shifted, w=w)
-
-
-def _activation_grad(value, kind: str):
-  """d activation / d raw, from the activation's output."""
-  if kind == "tanh":
-    return 1.0 - value * value
-  if kind == "relu":
-    return (value > 0).astype(value.dtype)
-  return jnp.ones_like(value)
 
 
 def _softplus_grad(value):
@@ -97,7 +90,7 @@ def _address_vjp(columns, w_prev, head: heads.Addressing, stages, ct_w, config):
   ct_shift_logits = head.shift_weights * (
       ct_shift - jnp.sum(head.shift_weights * ct_shift, -1, keepdims=True))
   raw = jnp.concatenate([
-      ct_key * _activation_grad(head.key, config.key_activation),
+      ct_key * heads.activation_grad(head.key, config.key_activation),
       (ct_beta * _softplus_grad(head.key_strength))[:, None],
       (ct_gate * head.gate * (1.0 - head.gate))[:, None],
       ct_shift_logits,
@@ -109,20 +102,15 @@ def _write_vjp(columns, weights, erase, add, ct_new):
   """Cotangents of `memory.write_heads_columns`: (ct_columns, ct_weights [W, N],
   ct_erase [W, M], ct_add [W, M])."""
   keeps = [1.0 - jnp.outer(erase[h], weights[h]) for h in range(weights.shape[0])]
-  ct_keep_all = ct_new * columns
   ct_weights, ct_erase = [], []
-  keep = keeps[0]
-  for h in range(1, len(keeps)):
-    keep = keep * keeps[h]
   for h in range(len(keeps)):
-    others = ct_keep_all
-    for j, other in enumerate(keeps):
-      if j != h:
-        others = others * other
-    ct_weights.append(-(erase[h] @ others))
-    ct_erase.append(-(others @ weights[h]))
-  ct_weights = jnp.stack(ct_weights) + add @ ct_new
-  return ct_new * keep, ct_weights, jnp.stack(ct_erase), weights @ ct_new.T
+    # The cotangent of head h's keep factor: the others' factors stay in it.
+    ct_keep = functools.reduce(jnp.multiply, keeps[:h] + keeps[h + 1:], ct_new * columns)
+    ct_weights.append(-(erase[h] @ ct_keep))
+    ct_erase.append(-(ct_keep @ weights[h]))
+  keep = functools.reduce(jnp.multiply, keeps)
+  return (ct_new * keep, jnp.stack(ct_weights) + add @ ct_new, jnp.stack(ct_erase),
+          weights @ ct_new.T)
 
 
 def step(config: NTMConfig, carry, raw):
@@ -186,7 +174,7 @@ def step_vjp(config: NTMConfig, carry, raw, ct_new, stages=None):
   ct_raw = jnp.concatenate([
       ct_read_raw.reshape(-1), ct_write_raw.reshape(-1),
       (ct_erase * vectors.erase * (1.0 - vectors.erase)).reshape(-1),
-      (ct_add * _activation_grad(vectors.add, config.add_activation)).reshape(-1)])
+      (ct_add * heads.activation_grad(vectors.add, config.add_activation)).reshape(-1)])
   # jnp.clip passes the cotangent only where the raw value was not clipped.
   ct_raw = jnp.where(clipped == raw, ct_raw, 0.0)
   return ((ct_columns + ct_columns_write, ct_read_prev, ct_write_prev,
