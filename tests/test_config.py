@@ -132,13 +132,13 @@ def test_config_from_flags_builds_the_config_one_would_write_by_hand():
                               "--memory_rows=64", "--test_lengths=10,20",
                               "--checkpoint_every=500", "--noplots"])
   # CopyTask() has 8 bits: 9 inputs (with the delimiter), 8 outputs; the
-  # copy experiment's own defaults: tanh, batch 8, a tenth of the lr while
-  # converged, evaluations on 128 rows.
+  # copy experiment's own defaults: tanh, 20,000 steps, batch 8, a tenth of
+  # the lr while converged, evaluations on 128 rows.
   assert got == ExperimentConfig(
       task="copy",
       model=NTMConfig(input_size=9, output_size=8, controller_activation="tanh",
                       memory_rows=64),
-      train=TrainConfig(seeds=3, learning_rate=0.01, lr_schedule="cosine",
+      train=TrainConfig(seeds=3, steps=20_000, learning_rate=0.01, lr_schedule="cosine",
                         test_lengths=(10, 20), batch_size=8, lr_after_converged=0.1,
                         eval_memory_size=128),
       checkpoint_every=500, plots=False)
