@@ -158,7 +158,8 @@ class TrainConfig:
   # Per seed: each seed has its own convergence state, so each can calm down
   # on its own; a seed that loses convergence gets its full rate back.
   lr_after_converged: float = setting(
-      1.0, "While a seed is converged, its lr is multiplied by this (1: no change).")
+      1.0, "While a seed is converged, its lr is multiplied by this (1: no change; "
+      "0: frozen while converged).")
   rmsprop_momentum: float = setting(0.9, "RMSProp momentum.")
   rmsprop_decay: float = setting(0.95, "RMSProp decay of the squared-gradient averages.")
   clip_norm: float = setting(10.0, "Clip gradients by this global norm.")
@@ -197,8 +198,8 @@ class TrainConfig:
     _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
     _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
     _check(0 < self.lr_final_fraction <= 1, "lr_final_fraction must be in (0, 1]")
-    _check(0 < self.lr_after_converged <= 1,
-           f"lr_after_converged must be in (0, 1], got {self.lr_after_converged}")
+    _check(0 <= self.lr_after_converged <= 1,
+           f"lr_after_converged must be in [0, 1], got {self.lr_after_converged}")
     _check(self.clip_norm > 0, f"clip_norm must be > 0, got {self.clip_norm}")
     _check(0 <= self.rmsprop_momentum < 1,
            f"rmsprop_momentum must be in [0, 1), got {self.rmsprop_momentum}")

@@ -321,6 +321,20 @@ def test_a_converged_seed_steps_with_its_lr_times_lr_after_converged():
   assert any(np.abs(m).max() > 0 for m in moves[-1])
 
 
+def test_lr_after_converged_zero_freezes_a_converged_seed_only():
+  config = dataclasses.replace(CONFIG, lr_after_converged=0.0)
+  state = train.init_state(jax.random.PRNGKey(0), MODEL, config)
+  step = jax.jit(lambda s: ntm_jax.training.step.train_step(s, TASK, MODEL, config)[0])
+  frozen = step(state.replace(converged_step=jnp.int32(0)))
+  for a, b in zip(_leaves(frozen.params), _leaves(state.params)):
+    np.testing.assert_array_equal(a, b)
+  moving = step(state)
+  assert any(not np.array_equal(a, b)
+             for a, b in zip(_leaves(moving.params), _leaves(state.params)))
+  with pytest.raises(ValueError, match=r"lr_after_converged must be in \[0, 1\], got -0.5"):
+    dataclasses.replace(CONFIG, lr_after_converged=-0.5)
+
+
 def test_the_eval_memory_changes_the_evaluation_and_nothing_else():
   config = dataclasses.replace(CONFIG, seeds=2, eval_every=3)
   states = train.init_states(MODEL, config, 2)
