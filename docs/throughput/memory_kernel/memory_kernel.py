@@ -5,13 +5,13 @@ ntm_jax/models/memory_kernel.py, memory_step.cc to ntm_jax/models/, and
 apply ntm_sequence.patch (`git apply docs/throughput/memory_kernel/ntm_sequence.patch`).
 
 `memory_step.cc` computes what `memory_step.step` and
-`memory_step.step_vjp` compute, a sequence at a time, in one kernel call per
-time step instead of dozens of small XLA kernels; its backward recomputes
-the forward's addressing stages instead of storing them. `ntm_sequence`
-uses it when `enabled(config)`; everywhere else (a GPU or TPU backend, no
-C++ compiler, `NTM_JAX_MEMORY_KERNEL=0`) the XLA path runs the same
-equations, rounded differently. `status()` says which, and every run records
-it (`runs/provenance.py`), because a seed's trajectory depends on rounding.
+`memory_step.step_vjp` compute in one kernel call per time step instead of
+dozens of small XLA kernels, with the batch in the vector lanes (the
+memory and weightings batch-minor, `to_lanes`); the forward saves what the
+backward needs. With the patch, `ntm_sequence` uses it when
+`enabled(config)`; elsewhere (a GPU or TPU backend, no C++ compiler,
+`NTM_JAX_MEMORY_KERNEL=0`) the XLA path runs the same equations, rounded
+differently, and `status()` says which.
 
 The kernel is compiled on first use with the machine's C++ compiler (`CXX`,
 default g++) for the machine's own CPU (-march=native) and cached under
@@ -26,7 +26,6 @@ import pathlib
 import shutil
 import subprocess
 import tempfile
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
