@@ -160,6 +160,12 @@ class TrainConfig:
   lr_after_converged: float = setting(
       1.0, "While a seed is converged, its lr is multiplied by this (1: no change; "
       "0: frozen while converged).")
+  restore_best_on_collapse: bool = setting(
+      False, "A seed that loses convergence goes back to its best parameters with a "
+      "fresh optimizer state and stays converged (collapses count these).")
+  skip_spikes_while_converged: float = setting(
+      0.0, "While a seed is converged, skip a step whose gradient norm exceeds this "
+      "multiple of the running geometric mean of its applied steps' norms (0: off).")
   rmsprop_momentum: float = setting(0.9, "RMSProp momentum.")
   rmsprop_decay: float = setting(0.95, "RMSProp decay of the squared-gradient averages.")
   clip_norm: float = setting(10.0, "Clip gradients by this global norm.")
@@ -201,6 +207,9 @@ class TrainConfig:
     _check(0 <= self.lr_after_converged <= 1,
            f"lr_after_converged must be in [0, 1], got {self.lr_after_converged}")
     _check(self.clip_norm > 0, f"clip_norm must be > 0, got {self.clip_norm}")
+    _check(self.skip_spikes_while_converged == 0 or self.skip_spikes_while_converged >= 1,
+           "skip_spikes_while_converged must be 0 (off) or >= 1, got "
+           f"{self.skip_spikes_while_converged}")
     _check(0 <= self.rmsprop_momentum < 1,
            f"rmsprop_momentum must be in [0, 1), got {self.rmsprop_momentum}")
     _check(0 < self.rmsprop_decay < 1,

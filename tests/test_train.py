@@ -390,3 +390,35 @@ def test_seeds_run_in_groups_give_the_same_results_as_all_at_once():
     results.append(_leaves((new_states.params, metrics["loss"], evals["eval_loss"])))
   for grouped, together in zip(*results):
     np.testing.assert_allclose(grouped, together, rtol=1e-5, atol=1e-6)
+
+
+def test_restore_best_on_collapse_puts_a_seed_that_lost_convergence_back_on_its_best():
+  # converge_threshold tiny: this chunk's evaluation is above it, the second
+  # in a row (above_count 1 = patience - 1), so the converged seed loses it.
+  config = dataclasses.replace(CONFIG, restore_best_on_collapse=True, converge_threshold=1e-9)
+  state = train.init_state(jax.random.PRNGKey(0), MODEL, config)
+  best = jax.tree_util.tree_map(lambda p: p * 0.5 + 0.01, state.params)
+  state = state.replace(best_params=best, best_step=jnp.int32(3), best_eval=jnp.float32(0.0),
+                        best_cost=jnp.float32(0.0), converged_step=jnp.int32(2),
+                        first_converged_step=jnp.int32(2), above_count=jnp.int32(1))
+  chunk_fn = jax.jit(functools.partial(ntm_jax.training.step.train_chunk, task=TASK,
+                                       model_config=MODEL, config=config))
+  restored = chunk_fn(state)[0]
+  for got, want in zip(_leaves(restored.params), _leaves(best)):
+    np.testing.assert_array_equal(got, want)
+  fresh = train.make_optimizer(config).init(best)
+  for got, want in zip(_leaves(restored.opt_state), _leaves(fresh)):
+    np.testing.assert_array_equal(got, want)
+  assert int(restored.collapses) == 1 and int(restored.converged_step) == 3
+  assert int(restored.above_count) == 0 and float(restored.last_eval) > 1e-9
+  # Off (the default), the same chunk leaves the trained parameters and
+  # marks the seed not converged.
+  plain = jax.jit(functools.partial(
+      ntm_jax.training.step.train_chunk, task=TASK, model_config=MODEL,
+      config=dataclasses.replace(config, restore_best_on_collapse=False)))(state)[0]
+  assert int(plain.collapses) == 1 and int(plain.converged_step) == -1
+  assert not np.array_equal(_leaves(plain.params)[0], _leaves(best)[0])
+  # A seed that keeps convergence is not touched.
+  kept = chunk_fn(state.replace(above_count=jnp.int32(0)))[0]
+  assert int(kept.collapses) == 0 and int(kept.converged_step) == 2
+  assert not np.array_equal(_leaves(kept.params)[0], _leaves(best)[0])

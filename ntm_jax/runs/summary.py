@@ -80,6 +80,9 @@ def summarize(config, states, results: dict, timing: dict, param_count: int,
   t = config.train
   lengths = t.test_lengths
   variants = [name for name in results if name != "main"]
+  # Steps skipped as gradient spikes of a converged seed
+  # (`--skip_spikes_while_converged`), when that is on.
+  skipped = getattr(states.opt_state, "skipped", None)
   seeds = []
   for i in range(t.seeds):
     converged = int(states.first_converged_step[i])
@@ -104,6 +107,8 @@ def summarize(config, states, results: dict, timing: dict, param_count: int,
         "bit_errors_by_length": _by_length(results["main"]["bit_errors"][i], lengths),
         "bits_by_length": _by_length(results["main"]["bits"][i], lengths),
     }
+    if skipped is not None:
+      seed["skipped_steps"] = int(skipped[i])
     if "optimal_bits" in results["main"]:
       seed["optimal_bits_by_length"] = _by_length(results["main"]["optimal_bits"][i], lengths)
     if variants:

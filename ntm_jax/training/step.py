@@ -132,7 +132,8 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
 
   (loss, bit_errors), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   if optimizer is None:
-    direction, opt_state = make_optimizer(config).update(grads, state.opt_state, state.params)
+    direction, opt_state = make_optimizer(config).update(
+        grads, state.opt_state, state.params, converged=state.converged_step >= 0)
     learning_rate = state.learning_rate * learning_rate_scale(state.step, config)
     learning_rate = learning_rate * jnp.where(
         state.converged_step >= 0, config.lr_after_converged, 1.0)
@@ -197,6 +198,20 @@ def _update_convergence(state: TrainState, eval_errors, config: TrainConfig,
       last_eval=eval_errors)
 
 
+def _restore_best_if_lost(state: TrainState, was_converged, optimizer) -> TrainState:
+  """A seed that just lost convergence (a collapse, counted in `collapses`)
+  goes back to its best parameters with a fresh optimizer state, and stays
+  converged: its lr stays calm and its bookkeeping goes on from there.
+  `last_eval` keeps the evaluation that found the collapse."""
+  lost = was_converged & (state.converged_step < 0)
+  fresh = optimizer.init(state.best_params)
+  return state.replace(
+      params=_tree_where(lost, state.best_params, state.params),
+      opt_state=_tree_where(lost, fresh, state.opt_state),
+      converged_step=jnp.where(lost, state.best_step, state.converged_step),
+      above_count=jnp.where(lost, 0, state.above_count))
+
+
 def train_chunk(state: TrainState, start=None, *, task, model_config, config: TrainConfig,
                 optimizer: Optional[optax.GradientTransformation] = None):
   """eval_every steps, then an evaluation on fresh training-length data.
@@ -220,7 +235,10 @@ def train_chunk(state: TrainState, start=None, *, task, model_config, config: Tr
                                        config.eval_memory_size)
   means = {name: jnp.mean(value) for name, value in per_length_metrics.items()}
   value = evaluate.convergence_value(task, means)
+  was_converged = state.converged_step >= 0
   state = _update_convergence(state.replace(rng=rng), value, config, means["bits"])
+  if config.restore_best_on_collapse:
+    state = _restore_best_if_lost(state, was_converged, optimizer or make_optimizer(config))
   eval_metrics = {"eval_loss": means["bits"], "eval_bit_errors": means["bit_errors"]}
   if "optimal_bits" in means:
     eval_metrics["eval_optimal_bits"] = means["optimal_bits"]
