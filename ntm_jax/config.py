@@ -163,6 +163,9 @@ class TrainConfig:
   restore_best_on_collapse: bool = setting(
       False, "A seed that loses convergence goes back to its best parameters with a "
       "fresh optimizer state and stays converged (collapses count these).")
+  average_while_converged: float = setting(
+      0.0, "While a seed is converged, evaluate and report a moving average of its "
+      "parameters with this decay per step (0: off; e.g. 0.999).")
   skip_spikes_while_converged: float = setting(
       0.0, "While a seed is converged, skip a step whose gradient norm exceeds this "
       "multiple of the running geometric mean of its applied steps' norms (0: off).")
@@ -207,6 +210,8 @@ class TrainConfig:
     _check(0 <= self.lr_after_converged <= 1,
            f"lr_after_converged must be in [0, 1], got {self.lr_after_converged}")
     _check(self.clip_norm > 0, f"clip_norm must be > 0, got {self.clip_norm}")
+    _check(0 <= self.average_while_converged < 1,
+           f"average_while_converged must be in [0, 1), got {self.average_while_converged}")
     _check(self.skip_spikes_while_converged == 0 or self.skip_spikes_while_converged >= 1,
            "skip_spikes_while_converged must be 0 (off) or >= 1, got "
            f"{self.skip_spikes_while_converged}")

@@ -422,3 +422,29 @@ def test_restore_best_on_collapse_puts_a_seed_that_lost_convergence_back_on_its_
   kept = chunk_fn(state.replace(above_count=jnp.int32(0)))[0]
   assert int(kept.collapses) == 0 and int(kept.converged_step) == 2
   assert not np.array_equal(_leaves(kept.params)[0], _leaves(best)[0])
+
+
+def test_average_while_converged_averages_only_a_converged_seed_and_is_what_is_reported():
+  config = dataclasses.replace(CONFIG, average_while_converged=0.75)
+  state = train.init_state(jax.random.PRNGKey(0), MODEL, config)
+  old_average = jax.tree_util.tree_map(lambda p: p * 0.5 + 0.01, state.params)
+  state = state.replace(average_params=old_average)
+  step = jax.jit(lambda s: ntm_jax.training.step.train_step(s, TASK, MODEL, config)[0])
+  converged = step(state.replace(converged_step=jnp.int32(0)))
+  # 0.75 of the old average plus 0.25 of the new parameters, by hand.
+  for got, old, new in zip(_leaves(converged.average_params), _leaves(old_average),
+                           _leaves(converged.params)):
+    np.testing.assert_allclose(got, 0.75 * old + 0.25 * new, rtol=1e-6, atol=1e-7)
+  not_converged = step(state)
+  for got, new in zip(_leaves(not_converged.average_params), _leaves(not_converged.params)):
+    np.testing.assert_array_equal(got, new)
+  # The evaluation judges the average and a best evaluation keeps it.
+  chunk_fn = jax.jit(functools.partial(ntm_jax.training.step.train_chunk, task=TASK,
+                                       model_config=MODEL, config=config))
+  after = chunk_fn(state.replace(converged_step=jnp.int32(0)))[0]
+  assert int(after.best_step) == config.eval_every
+  for got, want in zip(_leaves(after.best_params), _leaves(after.average_params)):
+    np.testing.assert_array_equal(got, want)
+  assert not np.array_equal(_leaves(after.best_params)[0], _leaves(after.params)[0])
+  # Off, the state has no average (the checkpoint format of older runs).
+  assert train.init_state(jax.random.PRNGKey(0), MODEL, CONFIG).average_params is None

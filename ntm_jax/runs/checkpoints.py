@@ -9,6 +9,7 @@ device layout wrote it (a run that sharded its seeds over 2 devices loads on
 a 1-device machine and vice versa); see `load_run`.
 """
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -42,9 +43,17 @@ def manager(out_dir: str, create: bool = True):
       options=ocp.CheckpointManagerOptions(max_to_keep=2, create=create))
 
 
+def _stored(states) -> dict:
+  """The TrainState's fields as they are stored: a dict without the fields
+  that are None (an optional part that is off, such as `average_params`), so
+  runs written before a field was added restore unchanged."""
+  return {field.name: getattr(states, field.name) for field in dataclasses.fields(states)
+          if getattr(states, field.name) is not None}
+
+
 def save(checkpoint_manager, step: int, states) -> None:
   import orbax.checkpoint as ocp
-  checkpoint_manager.save(step, args=ocp.args.StandardSave(states))
+  checkpoint_manager.save(step, args=ocp.args.StandardSave(_stored(states)))
 
 
 class CheckpointError(ValueError):
@@ -123,16 +132,18 @@ def _restore_step(checkpoint_manager, step: int, states, seeds: int, log):
   stored = int(checkpoint_manager.item_metadata(step)["step"].shape[0])
   padded = jax.tree_util.tree_leaves(states)[0].shape[0]
   if stored == padded:
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, states)
-    return checkpoint_manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, _stored(states))
+    return states.replace(
+        **checkpoint_manager.restore(step, args=ocp.args.StandardRestore(abstract)))
   if stored < seeds:
     raise CheckpointError(f"the checkpoint at step {step} holds {stored} seeds, fewer "
                           f"than the {seeds} of the run's config")
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree_util.tree_map(
       lambda x: jax.ShapeDtypeStruct((stored,) + x.shape[1:], x.dtype, sharding=device),
-      states)
-  restored = checkpoint_manager.restore(step, args=ocp.args.StandardRestore(target))
+      _stored(states))
+  restored = states.replace(
+      **checkpoint_manager.restore(step, args=ocp.args.StandardRestore(target)))
   log(f"the checkpoint holds {seeds} seeds + {stored - seeds} padding; "
       f"re-laid onto {padded - seeds} padding for this device count")
   return jax.tree_util.tree_map(
@@ -172,10 +183,11 @@ def load_run(run_dir: str, step: Optional[int] = None, keep_padding: bool = Fals
     abstract = jax.eval_shape(
         lambda: training.init_states(config.model, config.train, stored))
     target = jax.tree_util.tree_map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract)
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), _stored(abstract))
     try:
       with _quiet_failure():
-        restored = manager_.restore(step, args=ocp.args.StandardRestore(target))
+        restored = abstract.replace(
+            **manager_.restore(step, args=ocp.args.StandardRestore(target)))
     except Exception as error:  # orbax and TensorStore raise bare Exceptions
       raise CheckpointError(f"the checkpoint at step {step} in {run_dir} is unreadable "
                             f"({one_line(error)})") from None

@@ -260,7 +260,7 @@ def _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
   test_s = time.perf_counter() - test_began
 
   # What the summary needs, gathered from every host.
-  host_states = distributed.gather_seeds(states.replace(opt_state=None, best_params=None))
+  host_states = distributed.gather_seeds(states.replace(opt_state=None, best_params=None, average_params=None))
   wall_s = time.perf_counter() - wall_start
   timing = {"wall_s": wall_s, "compile_s": compile_s, "train_s": train_s,
             "test_s": test_s, "steps_run": step - start_step,

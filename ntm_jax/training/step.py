@@ -46,6 +46,10 @@ class TrainState:
   best_cost: jax.Array      # [] float32, eval cost in bits of best_params' evaluation
   best_step: jax.Array      # [] int32, step best_params were evaluated at, -1 if never
   last_eval: jax.Array      # [] float32, latest eval convergence value
+  # With config.average_while_converged: the parameters that are evaluated
+  # and reported, a moving average of `params` while the seed is converged
+  # and `params` itself otherwise. None when off (older runs' format).
+  average_params: Any = None
 
 
 def init_state(rng: jax.Array, model_config, config: TrainConfig,
@@ -65,7 +69,8 @@ def init_state(rng: jax.Array, model_config, config: TrainConfig,
       below_count=int0, above_count=int0, collapses=int0,
       best_eval=jnp.asarray(jnp.inf, jnp.float32),
       best_cost=jnp.asarray(jnp.inf, jnp.float32), best_step=int0 - 1,
-      last_eval=jnp.asarray(jnp.nan, jnp.float32))
+      last_eval=jnp.asarray(jnp.nan, jnp.float32),
+      average_params=params if config.average_while_converged > 0 else None)
 
 
 def init_states(model_config, config: TrainConfig, num_seeds: Optional[int] = None,
@@ -145,8 +150,18 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
   healthy = (~state.diverged & jnp.isfinite(loss) & _tree_all_finite(grads)
              & _tree_all_finite(params))
   newly_diverged = ~state.diverged & ~healthy
+  params = _tree_where(healthy, params, state.params)
+  if state.average_params is not None:
+    # Polyak averaging (an exponential moving average of the iterates) of a
+    # converged seed: its evaluations and reported parameters are less
+    # subject to the noise of its latest steps.
+    decay = config.average_while_converged
+    average = jax.tree_util.tree_map(lambda a, p: decay * a + (1 - decay) * p,
+                                     state.average_params, params)
+    state = state.replace(average_params=_tree_where(
+        state.converged_step >= 0, average, params))
   state = state.replace(
-      params=_tree_where(healthy, params, state.params),
+      params=params,
       opt_state=_tree_where(healthy, opt_state, state.opt_state),
       rng=rng, step=state.step + 1,
       diverged=state.diverged | newly_diverged,
@@ -154,6 +169,12 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
   metrics = {"loss": loss, "bit_errors": bit_errors,
              "grad_norm": optax.tree.norm(grads), "train_length": longest}
   return state, metrics
+
+
+def evaluated_params(state: TrainState):
+  """The parameters a seed's evaluations judge: its moving average when
+  `average_while_converged` is on, else its latest parameters."""
+  return state.params if state.average_params is None else state.average_params
 
 
 def _update_convergence(state: TrainState, eval_errors, config: TrainConfig,
@@ -194,7 +215,7 @@ def _update_convergence(state: TrainState, eval_errors, config: TrainConfig,
       best_step=jnp.where(improved, state.step, state.best_step),
       collapses=state.collapses + loses.astype(jnp.int32),
       best_eval=jnp.where(improved, eval_errors, state.best_eval),
-      best_params=_tree_where(improved, state.params, state.best_params),
+      best_params=_tree_where(improved, evaluated_params(state), state.best_params),
       last_eval=eval_errors)
 
 
@@ -205,8 +226,12 @@ def _restore_best_if_lost(state: TrainState, was_converged, optimizer) -> TrainS
   `last_eval` keeps the evaluation that found the collapse."""
   lost = was_converged & (state.converged_step < 0)
   fresh = optimizer.init(state.best_params)
+  average = state.average_params
+  if average is not None:
+    average = _tree_where(lost, state.best_params, average)
   return state.replace(
       params=_tree_where(lost, state.best_params, state.params),
+      average_params=average,
       opt_state=_tree_where(lost, fresh, state.opt_state),
       converged_step=jnp.where(lost, state.best_step, state.converged_step),
       above_count=jnp.where(lost, 0, state.above_count))
@@ -230,7 +255,8 @@ def train_chunk(state: TrainState, start=None, *, task, model_config, config: Tr
   # Uniform over the training lengths: the convergence criterion.
   lengths = jnp.arange(config.min_length, config.max_length + 1)
   per_length = max(1, -(-config.eval_batch // lengths.shape[0]))
-  per_length_metrics = evaluate.evaluate_padded(state.params, eval_rng, task, model_config,
+  per_length_metrics = evaluate.evaluate_padded(evaluated_params(state), eval_rng, task,
+                                                model_config,
                                        lengths, per_length, config.max_length,
                                        config.eval_memory_size)
   means = {name: jnp.mean(value) for name, value in per_length_metrics.items()}
