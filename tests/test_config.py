@@ -140,7 +140,8 @@ def test_config_from_flags_builds_the_config_one_would_write_by_hand():
                       memory_rows=64),
       train=TrainConfig(seeds=3, steps=20_000, learning_rate=0.01, lr_schedule="cosine",
                         test_lengths=(10, 20), batch_size=8, lr_after_converged=0.1,
-                        eval_memory_size=128, restore_best_on_collapse=True),
+                        eval_memory_size=128, restore_best_on_collapse=True,
+                        test_batch=128),
       checkpoint_every=500, plots=False)
   lstm = _config_from("copy", ["--model=lstm", "--lstm_size=32", "--lstm_layers=2"])
   assert lstm.model == LSTMConfig(input_size=9, output_size=8, size=32, layers=2)
