@@ -161,8 +161,11 @@ class TrainConfig:
       1.0, "While a seed is converged, its lr is multiplied by this (1: no change; "
       "0: frozen while converged).")
   restore_best_on_collapse: bool = setting(
-      False, "A seed that loses convergence goes back to its best parameters with a "
-      "fresh optimizer state and stays converged (collapses count these).")
+      False, "A seed that loses convergence goes back to its best parameters (and a "
+      "fresh optimizer state) and stays converged (collapses count these).")
+  restore_optimizer_state: bool = setting(
+      False, "With restore_best_on_collapse: restore the optimizer state of the best "
+      "evaluation too, instead of starting the optimizer afresh.")
   average_while_converged: float = setting(
       0.0, "While a seed is converged, evaluate and report a moving average of its "
       "parameters with this decay per step (0: off; e.g. 0.999).")
@@ -174,8 +177,6 @@ class TrainConfig:
   clip_norm: float = setting(10.0, "Clip gradients by this global norm.")
   min_length: int = setting(1, "Shortest training length.")
   max_length: int = setting(20, "Longest training length.")
-  # Curriculum: the longest training length grows linearly from
-  # curriculum_start to max_length over curriculum_steps (0: off).
   curriculum_steps: int = setting(
       0, "Grow the longest training length over this many steps (0: off).")
   curriculum_start: int = setting(1, "Longest training length at step 0.")
@@ -186,8 +187,6 @@ class TrainConfig:
   # a model trained on a small memory can be judged on the test's memory.
   eval_memory_size: Optional[int] = setting(
       None, "Memory rows N of the evaluations during training (default: memory_rows).")
-  # On the task's convergence value: bit errors per sequence for most tasks,
-  # relative excess over the optimal cost for ngrams.
   converge_threshold: float = setting(
       0.1, "Converged: the task's eval value (bit errors per sequence; for ngrams "
       "the relative excess over the optimal cost) below this.")
@@ -210,6 +209,8 @@ class TrainConfig:
     _check(0 <= self.lr_after_converged <= 1,
            f"lr_after_converged must be in [0, 1], got {self.lr_after_converged}")
     _check(self.clip_norm > 0, f"clip_norm must be > 0, got {self.clip_norm}")
+    _check(self.restore_best_on_collapse or not self.restore_optimizer_state,
+           "restore_optimizer_state needs restore_best_on_collapse")
     _check(0 <= self.average_while_converged < 1,
            f"average_while_converged must be in [0, 1), got {self.average_while_converged}")
     _check(self.skip_spikes_while_converged == 0 or self.skip_spikes_while_converged >= 1,

@@ -122,3 +122,26 @@ def test_train_step_skips_a_converged_seeds_spike_and_counts_it(tiny_ntm, tiny_t
   assert any(not np.array_equal(old, new) for old, new in zip(
       jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(applied.params)))
   assert int(applied.opt_state.skipped) == 0 and int(applied.opt_state.applied) == 101
+
+
+@pytest.mark.slow
+def test_a_run_with_every_converged_seed_option_resumes_and_reports_skipped_steps(
+    tmp_path, tiny_experiment):
+  from ntm_jax.runs import engine
+  train = dataclasses.replace(tiny_experiment.train, steps=200, restore_best_on_collapse=True,
+                              restore_optimizer_state=True, average_while_converged=0.9,
+                              skip_spikes_while_converged=2.0, converge_threshold=100.0)
+  config = dataclasses.replace(tiny_experiment, train=train, checkpoint_every=100)
+  out_dir = str(tmp_path / "run")
+  whole = engine.run(config, out_dir, progress=False, log=lambda *_: None)
+  seeds = whole["seeds"]
+  assert all(isinstance(s["skipped_steps"], int) for s in seeds)
+  # Every seed converges at its first two evaluations (threshold 100, step
+  # 50), and a bound of twice the running norm skips some of its later steps.
+  assert all(s["skipped_steps"] > 0 for s in seeds)
+  half = dataclasses.replace(config, train=dataclasses.replace(train, steps=100))
+  resumed_dir = str(tmp_path / "resumed")
+  engine.run(half, resumed_dir, progress=False, log=lambda *_: None)
+  resumed = engine.run(config, resumed_dir, resume=True, resume_steps=200, progress=False,
+                       log=lambda *_: None)
+  assert resumed["seeds"] == seeds

@@ -448,3 +448,34 @@ def test_average_while_converged_averages_only_a_converged_seed_and_is_what_is_r
   assert not np.array_equal(_leaves(after.best_params)[0], _leaves(after.params)[0])
   # Off, the state has no average (the checkpoint format of older runs).
   assert train.init_state(jax.random.PRNGKey(0), MODEL, CONFIG).average_params is None
+
+
+def test_restore_optimizer_state_brings_back_the_best_evaluations_optimizer_state():
+  config = dataclasses.replace(CONFIG, restore_best_on_collapse=True, converge_threshold=1e-9,
+                               restore_optimizer_state=True)
+  state = train.init_state(jax.random.PRNGKey(0), MODEL, config)
+  best = jax.tree_util.tree_map(lambda p: p * 0.5 + 0.01, state.params)
+  best_opt = jax.tree_util.tree_map(lambda x: x + 3, state.opt_state)  # recognisable
+  state = state.replace(best_params=best, best_opt_state=best_opt, best_step=jnp.int32(3),
+                        best_eval=jnp.float32(0.0), best_cost=jnp.float32(0.0),
+                        converged_step=jnp.int32(2), above_count=jnp.int32(1))
+  restored = jax.jit(functools.partial(ntm_jax.training.step.train_chunk, task=TASK,
+                                       model_config=MODEL, config=config))(state)[0]
+  for got, want in zip(_leaves((restored.params, restored.opt_state)), _leaves((best, best_opt))):
+    np.testing.assert_array_equal(got, want)
+  with pytest.raises(ValueError, match="restore_optimizer_state needs restore_best_on_collapse"):
+    dataclasses.replace(CONFIG, restore_optimizer_state=True)
+
+
+def test_a_restore_keeps_the_count_of_skipped_spikes():
+  config = dataclasses.replace(CONFIG, restore_best_on_collapse=True, converge_threshold=1e-9,
+                               skip_spikes_while_converged=1e6)
+  state = train.init_state(jax.random.PRNGKey(0), MODEL, config)
+  state = state.replace(opt_state=state.opt_state._replace(skipped=jnp.int32(5)),
+                        best_step=jnp.int32(3), best_eval=jnp.float32(0.0),
+                        best_cost=jnp.float32(0.0), converged_step=jnp.int32(2),
+                        above_count=jnp.int32(1))
+  restored = jax.jit(functools.partial(ntm_jax.training.step.train_chunk, task=TASK,
+                                       model_config=MODEL, config=config))(state)[0]
+  assert int(restored.collapses) == 1
+  assert int(restored.opt_state.applied) == 0 and int(restored.opt_state.skipped) == 5

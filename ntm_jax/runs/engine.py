@@ -260,7 +260,12 @@ def _owned_run(config, out_dir, resume, resume_steps, task, mesh, padded_seeds,
   test_s = time.perf_counter() - test_began
 
   # What the summary needs, gathered from every host.
-  host_states = distributed.gather_seeds(states.replace(opt_state=None, best_params=None, average_params=None))
+  # Of the optimizer state only the skipped-step counts (with
+  # skip_spikes_while_converged) reach the summary.
+  counts = (states.opt_state._replace(inner=None)
+            if hasattr(states.opt_state, "skipped") else None)
+  host_states = distributed.gather_seeds(states.replace(
+      opt_state=counts, best_params=None, average_params=None, best_opt_state=None))
   wall_s = time.perf_counter() - wall_start
   timing = {"wall_s": wall_s, "compile_s": compile_s, "train_s": train_s,
             "test_s": test_s, "steps_run": step - start_step,

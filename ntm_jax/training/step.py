@@ -50,6 +50,9 @@ class TrainState:
   # and reported, a moving average of `params` while the seed is converged
   # and `params` itself otherwise. None when off (older runs' format).
   average_params: Any = None
+  # With config.restore_optimizer_state: the optimizer state at the best
+  # evaluation, restored with best_params. None when off.
+  best_opt_state: Any = None
 
 
 def init_state(rng: jax.Array, model_config, config: TrainConfig,
@@ -60,8 +63,9 @@ def init_state(rng: jax.Array, model_config, config: TrainConfig,
   params = models.init(init_rng, model_config)
   lr = config.learning_rate if learning_rate is None else learning_rate
   int0 = jnp.zeros((), jnp.int32)
+  opt_state = (optimizer or make_optimizer(config)).init(params)
   return TrainState(
-      params=params, opt_state=(optimizer or make_optimizer(config)).init(params),
+      params=params, opt_state=opt_state,
       best_params=params, rng=train_rng, step=int0,
       learning_rate=jnp.asarray(lr, jnp.float32),
       diverged=jnp.zeros((), bool), diverged_step=int0 - 1,
@@ -70,7 +74,8 @@ def init_state(rng: jax.Array, model_config, config: TrainConfig,
       best_eval=jnp.asarray(jnp.inf, jnp.float32),
       best_cost=jnp.asarray(jnp.inf, jnp.float32), best_step=int0 - 1,
       last_eval=jnp.asarray(jnp.nan, jnp.float32),
-      average_params=params if config.average_while_converged > 0 else None)
+      average_params=params if config.average_while_converged > 0 else None,
+      best_opt_state=opt_state if config.restore_optimizer_state else None)
 
 
 def init_states(model_config, config: TrainConfig, num_seeds: Optional[int] = None,
@@ -216,16 +221,22 @@ def _update_convergence(state: TrainState, eval_errors, config: TrainConfig,
       collapses=state.collapses + loses.astype(jnp.int32),
       best_eval=jnp.where(improved, eval_errors, state.best_eval),
       best_params=_tree_where(improved, evaluated_params(state), state.best_params),
+      best_opt_state=None if state.best_opt_state is None else _tree_where(
+          improved, state.opt_state, state.best_opt_state),
       last_eval=eval_errors)
 
 
 def _restore_best_if_lost(state: TrainState, was_converged, optimizer) -> TrainState:
   """A seed that just lost convergence (a collapse, counted in `collapses`)
-  goes back to its best parameters with a fresh optimizer state, and stays
+  goes back to its best parameters, with the optimizer state it had then
+  (`best_opt_state`, with restore_optimizer_state) or a fresh one, and stays
   converged: its lr stays calm and its bookkeeping goes on from there.
   `last_eval` keeps the evaluation that found the collapse."""
   lost = was_converged & (state.converged_step < 0)
-  fresh = optimizer.init(state.best_params)
+  fresh = (optimizer.init(state.best_params) if state.best_opt_state is None
+           else state.best_opt_state)
+  if hasattr(fresh, "skipped"):  # the count of skipped spikes runs on
+    fresh = fresh._replace(skipped=state.opt_state.skipped)
   average = state.average_params
   if average is not None:
     average = _tree_where(lost, state.best_params, average)
