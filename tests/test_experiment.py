@@ -62,14 +62,18 @@ def _checkpoint_steps(out_dir):
 
 
 def _restore(out_dir, config=CONFIG):
-  """(step, stacked TrainState as numpy) of the latest checkpoint, via orbax."""
+  """(step, stacked TrainState as numpy) of the latest checkpoint, via orbax.
+
+  On disk a checkpoint is a dict of the TrainState's fields that are not
+  None (the optional ones are None when their setting is off)."""
   import orbax.checkpoint as ocp
   manager = ocp.CheckpointManager(os.path.join(os.path.abspath(out_dir), "checkpoints"))
   step = manager.latest_step()
-  target = jax.tree_util.tree_map(
-      ocp.utils.to_shape_dtype_struct,
-      train.init_states(config.model, config.train, _padded_seeds(config)))
-  restored = manager.restore(step, args=ocp.args.StandardRestore(target))
+  states = train.init_states(config.model, config.train, _padded_seeds(config))
+  fields = {field.name: getattr(states, field.name) for field in dataclasses.fields(states)
+            if getattr(states, field.name) is not None}
+  target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, fields)
+  restored = states.replace(**manager.restore(step, args=ocp.args.StandardRestore(target)))
   manager.close()
   return step, jax.tree_util.tree_map(np.asarray, restored)
 

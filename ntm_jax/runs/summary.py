@@ -82,7 +82,7 @@ def summarize(config, states, results: dict, timing: dict, param_count: int,
   variants = [name for name in results if name != "main"]
   # Steps skipped as gradient spikes of a converged seed
   # (`--skip_spikes_while_converged`), when that is on.
-  skipped = getattr(states.opt_state, "skipped", None)
+  skipped = getattr(getattr(states, "opt_state", None), "skipped", None)
   seeds = []
   for i in range(t.seeds):
     converged = int(states.first_converged_step[i])
