@@ -103,6 +103,7 @@ def test_a_factor_below_one_is_refused_in_one_line(value):
     dataclasses.replace(TrainConfig(), skip_spikes_while_converged=value)
 
 
+@pytest.mark.slow  # compiles a train step; the wrapper itself is tested above
 def test_train_step_skips_a_converged_seeds_spike_and_counts_it(tiny_ntm, tiny_train):
   from ntm_jax.tasks import CopyTask
   from ntm_jax.training import step as step_lib

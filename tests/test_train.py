@@ -424,6 +424,7 @@ def test_restore_best_on_collapse_puts_a_seed_that_lost_convergence_back_on_its_
   assert not np.array_equal(_leaves(kept.params)[0], _leaves(best)[0])
 
 
+@pytest.mark.slow  # an opt-in setting; the fast tier keeps the defaults
 def test_average_while_converged_averages_only_a_converged_seed_and_is_what_is_reported():
   config = dataclasses.replace(CONFIG, average_while_converged=0.75)
   state = train.init_state(jax.random.PRNGKey(0), MODEL, config)
@@ -450,6 +451,7 @@ def test_average_while_converged_averages_only_a_converged_seed_and_is_what_is_r
   assert train.init_state(jax.random.PRNGKey(0), MODEL, CONFIG).average_params is None
 
 
+@pytest.mark.slow  # an opt-in setting; the fast tier keeps the defaults
 def test_restore_optimizer_state_brings_back_the_best_evaluations_optimizer_state():
   config = dataclasses.replace(CONFIG, restore_best_on_collapse=True, converge_threshold=1e-9,
                                restore_optimizer_state=True)
@@ -467,6 +469,7 @@ def test_restore_optimizer_state_brings_back_the_best_evaluations_optimizer_stat
     dataclasses.replace(CONFIG, restore_optimizer_state=True)
 
 
+@pytest.mark.slow  # an opt-in setting; the fast tier keeps the defaults
 def test_a_restore_keeps_the_count_of_skipped_spikes():
   config = dataclasses.replace(CONFIG, restore_best_on_collapse=True, converge_threshold=1e-9,
                                skip_spikes_while_converged=1e6)
