@@ -141,12 +141,12 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
     return jnp.mean(metrics["bits"]), jnp.mean(metrics["bit_errors"])
 
   (loss, bit_errors), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  converged = state.converged_step >= 0
   if optimizer is None:
     direction, opt_state = make_optimizer(config).update(
-        grads, state.opt_state, state.params, converged=state.converged_step >= 0)
+        grads, state.opt_state, state.params, converged=converged)
     learning_rate = state.learning_rate * learning_rate_scale(state.step, config)
-    learning_rate = learning_rate * jnp.where(
-        state.converged_step >= 0, config.lr_after_converged, 1.0)
+    learning_rate = learning_rate * jnp.where(converged, config.lr_after_converged, 1.0)
     params = jax.tree_util.tree_map(lambda p, d: p - learning_rate * d,
                                     state.params, direction)
   else:
@@ -163,8 +163,7 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
     decay = config.average_while_converged
     average = jax.tree_util.tree_map(lambda a, p: decay * a + (1 - decay) * p,
                                      state.average_params, params)
-    state = state.replace(average_params=_tree_where(
-        state.converged_step >= 0, average, params))
+    state = state.replace(average_params=_tree_where(converged, average, params))
   state = state.replace(
       params=params,
       opt_state=_tree_where(healthy, opt_state, state.opt_state),
@@ -266,10 +265,9 @@ def train_chunk(state: TrainState, start=None, *, task, model_config, config: Tr
   # Uniform over the training lengths: the convergence criterion.
   lengths = jnp.arange(config.min_length, config.max_length + 1)
   per_length = max(1, -(-config.eval_batch // lengths.shape[0]))
-  per_length_metrics = evaluate.evaluate_padded(evaluated_params(state), eval_rng, task,
-                                                model_config,
-                                       lengths, per_length, config.max_length,
-                                       config.eval_memory_size)
+  per_length_metrics = evaluate.evaluate_padded(
+      evaluated_params(state), eval_rng, task, model_config, lengths, per_length,
+      config.max_length, config.eval_memory_size)
   means = {name: jnp.mean(value) for name, value in per_length_metrics.items()}
   value = evaluate.convergence_value(task, means)
   was_converged = state.converged_step >= 0
