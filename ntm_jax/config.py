@@ -177,6 +177,9 @@ class TrainConfig:
   clip_norm: float = setting(10.0, "Clip gradients by this global norm.")
   min_length: int = setting(1, "Shortest training length.")
   max_length: int = setting(20, "Longest training length.")
+  max_length_while_converged: int = setting(
+      0, "While a seed is converged, its training lengths go up to this instead "
+      "(0: max_length).")
   curriculum_steps: int = setting(
       0, "Grow the longest training length over this many steps (0: off).")
   curriculum_start: int = setting(1, "Longest training length at step 0.")
@@ -222,6 +225,10 @@ class TrainConfig:
            f"rmsprop_decay must be in (0, 1), got {self.rmsprop_decay}")
     _check(1 <= self.min_length <= self.max_length,
            f"need 1 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
+    _check(self.max_length_while_converged == 0 or
+           self.max_length_while_converged >= self.max_length,
+           "max_length_while_converged must be 0 (off) or >= max_length, got "
+           f"{self.max_length_while_converged}")
     _check(self.curriculum_steps >= 0, "curriculum_steps must be >= 0")
     _check(self.curriculum_steps == 0
            or self.min_length <= self.curriculum_start <= self.max_length,

@@ -46,7 +46,8 @@ def validate(config: ExperimentConfig) -> None:
   rows = models.get_model(config.model).memory_rows(config.model)
   if rows is None:
     return
-  for memory, size, length in (("memory_rows", rows, t.max_length),
+  longest = max(t.max_length, t.max_length_while_converged)
+  for memory, size, length in (("memory_rows", rows, longest),
                                ("eval_memory_size", t.eval_memory_size or rows, t.max_length),
                                ("test_memory_size", t.test_memory_size or rows,
                                 max(t.test_lengths))):

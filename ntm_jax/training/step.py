@@ -96,13 +96,18 @@ def _tree_where(condition, on_true, on_false):
   return jax.tree_util.tree_map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
 
 
-def step_length(step, config: TrainConfig):
+def step_length(step, config: TrainConfig, longest=None):
   """The training length of global step `step` (int32, may be traced): one
-  draw, uniform over [min_length, curriculum_length(step)], from a key that
-  depends on `step` alone."""
+  draw, uniform over [min_length, longest] (default: curriculum_length(step)),
+  from a key that depends on `step` alone."""
   key = jax.random.fold_in(jax.random.PRNGKey(_LENGTH_KEY_SEED), step)
-  return jax.random.randint(key, (), config.min_length,
-                            curriculum_length(step, config) + 1)
+  longest = curriculum_length(step, config) if longest is None else longest
+  return jax.random.randint(key, (), config.min_length, longest + 1)
+
+
+def padded_length(config: TrainConfig) -> int:
+  """The longest training length of any seed: the static padding."""
+  return max(config.max_length, config.max_length_while_converged)
 
 
 def train_step(state: TrainState, task, model_config, config: TrainConfig,
@@ -111,6 +116,12 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
 
   Every sequence of the batch has the step's one length (`step_length`),
   and the model runs only its `task.sequence_steps(length)` time steps.
+  With `max_length_while_converged`, a converged seed draws its length over
+  that longer range instead (from the same step-keyed draw): under the seed
+  vmap the time loops then run to the longest length in the group, and a
+  seed whose own sequence has ended keeps its state unchanged through the
+  extra steps (the batched loop selects it), so no bit of its result
+  depends on its neighbours.
 
   step: the global step number (int32 scalar), equal to state.step; pass it
   unbatched under the seed vmap (`train_chunk`'s `start`) so the length,
@@ -128,10 +139,16 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
   """
   step = state.step if step is None else step
   rng, _, data_rng = jax.random.split(state.rng, 3)
+  converged = state.converged_step >= 0
   longest = curriculum_length(step, config)
   length = step_length(step, config)
+  if config.max_length_while_converged:
+    # A converged seed practises on sequences that fill more of its memory:
+    # at test, a long sequence leaves few rows unwritten (#15).
+    longest = jnp.where(converged, config.max_length_while_converged, longest)
+    length = jnp.where(converged, step_length(step, config, longest), length)
   inputs, targets, mask = task.sample(data_rng, config.batch_size, length,
-                                      config.max_length)
+                                      padded_length(config))
 
   def loss_fn(params):
     logits, _ = models.apply(params, inputs, model_config,
@@ -141,7 +158,6 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
     return jnp.mean(metrics["bits"]), jnp.mean(metrics["bit_errors"])
 
   (loss, bit_errors), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  converged = state.converged_step >= 0
   if optimizer is None:
     direction, opt_state = make_optimizer(config).update(
         grads, state.opt_state, state.params, converged=converged)
