@@ -305,18 +305,3 @@ def _from_dict(cls, data, where: str):
               if f.default is dataclasses.MISSING and f.name not in data]
   _check(not required, f"{where}: {cls.__name__} is missing {required}")
   return cls(**data)
-
-
-def load_json(path: str) -> dict:
-  """A JSON file's content; one-line ValueError naming the file otherwise."""
-  import json
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except FileNotFoundError:
-    raise ValueError(f"{path} does not exist") from None
-  except (OSError, UnicodeDecodeError) as error:
-    raise ValueError(f"{path}: cannot read ({error})") from None
-  except json.JSONDecodeError as error:
-    raise ValueError(f"{path}: not valid JSON ({error})") from None
-

@@ -174,6 +174,7 @@ def test_a_nan_evaluation_counts_as_above_and_never_becomes_best(one_state):
     ({"learning_rate": 0.0}, "learning_rate"),
     ({"test_lengths": ()}, "test_lengths"),
     ({"curriculum_steps": 10, "curriculum_start": 30, "max_length": 20}, "curriculum_start"),
+    ({"max_length": 20, "max_length_while_converged": 19}, "max_length_while_converged"),
 ])
 def test_bad_train_config_raises_a_one_line_value_error(kwargs, word):
   with pytest.raises(ValueError, match=word) as error:
@@ -333,6 +334,42 @@ def test_lr_after_converged_zero_freezes_a_converged_seed_only():
              for a, b in zip(_leaves(moving.params), _leaves(state.params)))
   with pytest.raises(ValueError, match=r"lr_after_converged must be in \[0, 1\], got -0.5"):
     dataclasses.replace(CONFIG, lr_after_converged=-0.5)
+
+
+def test_converged_lengths_are_drawn_per_step_over_the_longer_range():
+  config = dataclasses.replace(CONFIG, max_length=3, max_length_while_converged=7)
+  steps = jnp.arange(400)
+  plain = np.asarray(jax.vmap(lambda s: ntm_jax.training.step.step_length(s, config))(steps))
+  longer = np.asarray(jax.vmap(lambda s: ntm_jax.training.step.step_length(s, config, 7))(steps))
+  assert plain.min() == 1 and plain.max() == 3
+  assert longer.min() == 1 and longer.max() == 7
+  # Uniform over 1..7: each length about 400 / 7 = 57 times (a 1e-6 tail).
+  assert np.all(np.abs(np.bincount(longer)[1:] - 400 / 7) < 30)
+  # A function of the step alone: drawn again, the same lengths.
+  again = np.asarray(jax.vmap(lambda s: ntm_jax.training.step.step_length(s, config, 7))(steps))
+  np.testing.assert_array_equal(longer, again)
+
+
+def test_max_length_while_converged_lengthens_only_converged_seeds_and_no_neighbour_changes_a_bit():
+  config = dataclasses.replace(CONFIG, max_length_while_converged=7)
+  states = train.init_states(MODEL, config, 3)
+  chunk = _make_chunk(MODEL, config)
+  by_states = {marks: chunk(states.replace(converged_step=jnp.array(marks, jnp.int32)))
+               for marks in ((-1, -1, -1), (-1, 0, -1), (0, 0, 0))}
+  mixed = by_states[(-1, 0, -1)]
+  step_lengths = np.asarray([ntm_jax.training.step.step_length(s, config) for s in range(5)])
+  longer = np.asarray([ntm_jax.training.step.step_length(s, config, 7) for s in range(5)])
+  # The metric reports each seed's longest length; the sequences it trained
+  # on have the step's length from the range that seed is on.
+  np.testing.assert_array_equal(mixed[1]["train_length"], [[3] * 5, [7] * 5, [3] * 5])
+  assert longer.max() > 3 and step_lengths.max() <= 3
+  # Seed 0 (not converged) is bit-identical whether its neighbour is
+  # converged (running longer loops beside it) or not; seed 1 (converged)
+  # is bit-identical whether its neighbours are converged or not.
+  for seed, other in ((0, (-1, -1, -1)), (1, (0, 0, 0))):
+    for a, b in zip(_leaves((mixed[0].params, mixed[1]["loss"])),
+                    _leaves((by_states[other][0].params, by_states[other][1]["loss"]))):
+      np.testing.assert_array_equal(a[seed], b[seed])
 
 
 def test_the_eval_memory_changes_the_evaluation_and_nothing_else():

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from typing import Optional
 
-from ntm_jax.config import load_json
 import ntm_jax.runs.rundir as rundir
 
 
@@ -96,7 +95,7 @@ def config_json(config, out_dir: str, devices: int, seeds_per_group: int) -> dic
   path = rundir.config_path(out_dir)
   if os.path.exists(path):
     try:
-      before = load_json(path).get("provenance")
+      before = rundir.load_json(path).get("provenance")
     except (ValueError, AttributeError):
       before = None
     if isinstance(before, dict):

@@ -12,7 +12,20 @@ import json
 import os
 from typing import Optional
 
-from ntm_jax.config import ExperimentConfig, load_json
+from ntm_jax.config import ExperimentConfig
+
+
+def load_json(path: str) -> dict:
+  """A JSON file's content; one-line ValueError naming the file otherwise."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    raise ValueError(f"{path} does not exist") from None
+  except (OSError, UnicodeDecodeError) as error:
+    raise ValueError(f"{path}: cannot read ({error})") from None
+  except json.JSONDecodeError as error:
+    raise ValueError(f"{path}: not valid JSON ({error})") from None
 
 
 def default_out_dir(task: str) -> str:

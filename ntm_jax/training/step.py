@@ -116,12 +116,12 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
 
   Every sequence of the batch has the step's one length (`step_length`),
   and the model runs only its `task.sequence_steps(length)` time steps.
-  With `max_length_while_converged`, a converged seed draws its length over
-  that longer range instead (from the same step-keyed draw): under the seed
-  vmap the time loops then run to the longest length in the group, and a
-  seed whose own sequence has ended keeps its state unchanged through the
-  extra steps (the batched loop selects it), so no bit of its result
-  depends on its neighbours.
+  With `max_length_while_converged`, a converged seed's length is a second
+  step-keyed draw over that longer range, and every seed's time loop runs
+  the longer of the two draws. The trip count stays a function of the step
+  alone (shared under the seed vmap; a per-seed trip count would make the
+  batched loop select its whole carry every step), and the steps past a
+  seed's own sequence only add masked outputs and zero gradients.
 
   step: the global step number (int32 scalar), equal to state.step; pass it
   unbatched under the seed vmap (`train_chunk`'s `start`) so the length,
@@ -141,19 +141,21 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
   rng, _, data_rng = jax.random.split(state.rng, 3)
   converged = state.converged_step >= 0
   longest = curriculum_length(step, config)
-  length = step_length(step, config)
+  length = run_length = step_length(step, config)
   if config.max_length_while_converged:
     # A converged seed practises on sequences that fill more of its memory:
     # at test, a long sequence leaves few rows unwritten (#15).
+    longer = step_length(step, config, config.max_length_while_converged)
+    run_length = jnp.maximum(length, longer)
     longest = jnp.where(converged, config.max_length_while_converged, longest)
-    length = jnp.where(converged, step_length(step, config, longest), length)
+    length = jnp.where(converged, longer, length)
   inputs, targets, mask = task.sample(data_rng, config.batch_size, length,
                                       padded_length(config))
 
   def loss_fn(params):
     logits, _ = models.apply(params, inputs, model_config,
                              rng=jax.random.fold_in(data_rng, 1),
-                             length=task.sequence_steps(length))
+                             length=task.sequence_steps(run_length))
     metrics = task_base.sequence_metrics(task, logits, targets, mask)
     return jnp.mean(metrics["bits"]), jnp.mean(metrics["bit_errors"])
 
