@@ -96,13 +96,29 @@ def _tree_where(condition, on_true, on_false):
   return jax.tree_util.tree_map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
 
 
-def step_length(step, config: TrainConfig, longest=None):
+def step_length(step, config: TrainConfig):
   """The training length of global step `step` (int32, may be traced): one
-  draw, uniform over [min_length, longest] (default: curriculum_length(step)),
-  from a key that depends on `step` alone."""
+  draw, uniform over [min_length, curriculum_length(step)], from a key that
+  depends on `step` alone."""
   key = jax.random.fold_in(jax.random.PRNGKey(_LENGTH_KEY_SEED), step)
-  longest = curriculum_length(step, config) if longest is None else longest
-  return jax.random.randint(key, (), config.min_length, longest + 1)
+  return jax.random.randint(key, (), config.min_length,
+                            curriculum_length(step, config) + 1)
+
+
+def paired_step_lengths(step, config: TrainConfig):
+  """(length, longer) of global step `step`, for max_length_while_converged:
+  one step-keyed uniform draw placed on [min_length, curriculum_length(step)]
+  and on [min_length, max_length_while_converged], so longer >= length and
+  the time loop, run for `longer`, covers both."""
+  key = jax.random.fold_in(jax.random.PRNGKey(_LENGTH_KEY_SEED + 1), step)
+  u = jax.random.uniform(key)
+
+  def place(longest):
+    span = longest - config.min_length + 1
+    return config.min_length + jnp.minimum(jnp.floor(u * span).astype(jnp.int32), span - 1)
+
+  return (place(curriculum_length(step, config)),
+          place(jnp.int32(config.max_length_while_converged)))
 
 
 def padded_length(config: TrainConfig) -> int:
@@ -116,9 +132,9 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
 
   Every sequence of the batch has the step's one length (`step_length`),
   and the model runs only its `task.sequence_steps(length)` time steps.
-  With `max_length_while_converged`, a converged seed's length is a second
-  step-keyed draw over that longer range, and every seed's time loop runs
-  the longer of the two draws. The trip count stays a function of the step
+  With `max_length_while_converged`, the step's length is drawn on two
+  ranges at once (`paired_step_lengths`): a converged seed takes the longer,
+  and every seed's time loop runs its steps. The trip count stays a function of the step
   alone (shared under the seed vmap; a per-seed trip count would make the
   batched loop select its whole carry every step), and the steps past a
   seed's own sequence only add masked outputs and zero gradients.
@@ -145,10 +161,9 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
   if config.max_length_while_converged:
     # A converged seed practises on sequences that fill more of its memory:
     # at test, a long sequence leaves few rows unwritten (#15).
-    longer = step_length(step, config, config.max_length_while_converged)
-    run_length = jnp.maximum(length, longer)
+    length, run_length = paired_step_lengths(step, config)
     longest = jnp.where(converged, config.max_length_while_converged, longest)
-    length = jnp.where(converged, longer, length)
+    length = jnp.where(converged, run_length, length)
   inputs, targets, mask = task.sample(data_rng, config.batch_size, length,
                                       padded_length(config))
 
