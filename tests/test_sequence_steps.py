@@ -75,3 +75,26 @@ def test_truncated_run_gives_the_padded_loss_and_gradients(name, kind):
   np.testing.assert_allclose(truncated, padded, rtol=1e-5)
   for g, p in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(padded_grads)):
     np.testing.assert_allclose(g, p, rtol=1e-4, atol=1e-6)
+
+
+def test_steps_past_a_copy_sequence_change_no_bit_of_its_loss_or_gradients():
+  # max_length_while_converged runs every seed's loop for the step's longer
+  # length; a seed on the shorter one must get exactly the same numbers.
+  task = TASKS["copy"](bits=3)
+  model = NTMConfig(input_size=4, output_size=3, controller_size=8, memory_rows=8,
+                    memory_width=4)
+  params = models.init(jax.random.PRNGKey(0), model)
+  inputs, targets, mask = task.sample(jax.random.PRNGKey(1), BATCH, 2, MAX_LENGTH)
+
+  @jax.jit
+  def loss_and_grads(steps):
+    def loss(params):
+      logits, _ = models.apply(params, inputs, model, length=steps)
+      return jnp.mean(task_base.sequence_metrics(task, logits, targets, mask)["bits"])
+    return jax.value_and_grad(loss)(params)
+
+  own = jax.tree_util.tree_leaves(loss_and_grads(jnp.int32(task.sequence_steps(2))))
+  longer = jax.tree_util.tree_leaves(loss_and_grads(jnp.int32(task.sequence_steps(5))))
+  assert any(np.any(g != 0) for g in own[1:])
+  for a, b in zip(own, longer):
+    np.testing.assert_array_equal(a, b)

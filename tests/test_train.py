@@ -336,18 +336,17 @@ def test_lr_after_converged_zero_freezes_a_converged_seed_only():
     dataclasses.replace(CONFIG, lr_after_converged=-0.5)
 
 
-def test_converged_lengths_are_drawn_per_step_over_the_longer_range():
+def test_paired_lengths_are_uniform_on_both_ranges_and_the_longer_covers_the_shorter():
   config = dataclasses.replace(CONFIG, max_length=3, max_length_while_converged=7)
-  steps = jnp.arange(400)
-  plain = np.asarray(jax.vmap(lambda s: ntm_jax.training.step.step_length(s, config))(steps))
-  longer = np.asarray(jax.vmap(lambda s: ntm_jax.training.step.step_length(s, config, 7))(steps))
-  assert plain.min() == 1 and plain.max() == 3
-  assert longer.min() == 1 and longer.max() == 7
-  # Uniform over 1..7: each length about 400 / 7 = 57 times (a 1e-6 tail).
-  assert np.all(np.abs(np.bincount(longer)[1:] - 400 / 7) < 30)
+  pair = jax.jit(jax.vmap(lambda s: ntm_jax.training.step.paired_step_lengths(s, config)))
+  length, longer = map(np.asarray, pair(jnp.arange(700)))
+  # Uniform over 1..3 and 1..7: each length 700 / 3 and 700 / 7 times,
+  # within about 4 standard deviations.
+  np.testing.assert_allclose(np.bincount(length)[1:], [700 / 3] * 3, atol=50)
+  np.testing.assert_allclose(np.bincount(longer)[1:], [100] * 7, atol=40)
+  assert np.all(longer >= length)  # the time loop runs `longer` steps
   # A function of the step alone: drawn again, the same lengths.
-  again = np.asarray(jax.vmap(lambda s: ntm_jax.training.step.step_length(s, config, 7))(steps))
-  np.testing.assert_array_equal(longer, again)
+  np.testing.assert_array_equal(np.asarray(pair(jnp.arange(700))[1]), longer)
 
 
 def test_max_length_while_converged_lengthens_only_converged_seeds_and_no_neighbour_changes_a_bit():
@@ -357,15 +356,20 @@ def test_max_length_while_converged_lengthens_only_converged_seeds_and_no_neighb
   by_states = {marks: chunk(states.replace(converged_step=jnp.array(marks, jnp.int32)))
                for marks in ((-1, -1, -1), (-1, 0, -1), (0, 0, 0))}
   mixed = by_states[(-1, 0, -1)]
-  step_lengths = np.asarray([ntm_jax.training.step.step_length(s, config) for s in range(5)])
-  longer = np.asarray([ntm_jax.training.step.step_length(s, config, 7) for s in range(5)])
-  # The metric reports each seed's longest length; the sequences it trained
-  # on have the step's length from the range that seed is on.
+  # The metric reports each seed's longest training length.
   np.testing.assert_array_equal(mixed[1]["train_length"], [[3] * 5, [7] * 5, [3] * 5])
-  assert longer.max() > 3 and step_lengths.max() <= 3
+  # At initialisation every output bit costs about 1 bit (logits near 0), so
+  # a step's loss in bits per sequence is about 3 bits x its length: the
+  # converged seed's follows the longer draw, the others' the shorter.
+  length, longer = map(np.asarray, jax.vmap(
+      lambda s: ntm_jax.training.step.paired_step_lengths(s, config))(jnp.arange(5)))
+  assert np.any(longer >= 2 * length)  # the two hypotheses differ at 2x or more
+  losses = np.asarray(mixed[1]["loss"])
+  np.testing.assert_allclose(losses[0] / (3 * length), 1.0, rtol=0.3)
+  np.testing.assert_allclose(losses[1] / (3 * longer), 1.0, rtol=0.3)
   # Seed 0 (not converged) is bit-identical whether its neighbour is
-  # converged (running longer loops beside it) or not; seed 1 (converged)
-  # is bit-identical whether its neighbours are converged or not.
+  # converged (training on longer sequences beside it) or not; seed 1
+  # (converged) whether its neighbours are converged or not.
   for seed, other in ((0, (-1, -1, -1)), (1, (0, 0, 0))):
     for a, b in zip(_leaves((mixed[0].params, mixed[1]["loss"])),
                     _leaves((by_states[other][0].params, by_states[other][1]["loss"]))):
