@@ -186,6 +186,9 @@ class TrainConfig:
   eval_every: int = setting(250, "Steps per compiled chunk; evaluate after each (the "
                             "last chunk is shorter when steps is not a multiple).")
   eval_batch: int = setting(32, "Fresh sequences per seed per evaluation.")
+  train_memory_sizes: Tuple[int, ...] = setting(
+      (), "Memory rows N of each training step, drawn per step from these (empty: "
+      "the model's memory_rows).")
   # The evaluations decide convergence and each seed's reported parameters:
   # a model trained on a small memory can be judged on the test's memory.
   eval_memory_size: Optional[int] = setting(
@@ -201,7 +204,8 @@ class TrainConfig:
   test_memory_size: Optional[int] = setting(128, "Memory rows N at test time.")
 
   def __post_init__(self):
-    object.__setattr__(self, "test_lengths", tuple(int(x) for x in self.test_lengths))
+    for name in ("test_lengths", "train_memory_sizes"):
+      object.__setattr__(self, name, tuple(int(x) for x in getattr(self, name)))
     _check_fields(self)
     for name in ("seeds", "steps", "batch_size", "eval_every", "eval_batch",
                  "test_batch", "converge_patience"):

@@ -47,7 +47,8 @@ def validate(config: ExperimentConfig) -> None:
   if rows is None:
     return
   longest = max(t.max_length, t.max_length_while_converged)
-  for memory, size, length in (("memory_rows", rows, longest),
+  trained = [("train_memory_sizes", n, longest) for n in t.train_memory_sizes]
+  for memory, size, length in (("memory_rows", rows, longest), *trained,
                                ("eval_memory_size", t.eval_memory_size or rows, t.max_length),
                                ("test_memory_size", t.test_memory_size or rows,
                                 max(t.test_lengths))):

@@ -4,6 +4,7 @@ steps followed by an evaluation and the convergence bookkeeping.
 Everything here works on ONE seed's `TrainState`; `layout.make_seed_parallel`
 vmaps it over a leading seed axis. Python runs once per chunk, never per step.
 """
+import functools
 from typing import Any, Optional
 
 import flax
@@ -121,6 +122,13 @@ def paired_step_lengths(step, config: TrainConfig):
           place(jnp.int32(config.max_length_while_converged)))
 
 
+def step_memory_index(step, config: TrainConfig):
+  """Index into train_memory_sizes of global step `step`: uniform, from a
+  key that depends on `step` alone."""
+  key = jax.random.fold_in(jax.random.PRNGKey(_LENGTH_KEY_SEED + 2), step)
+  return jax.random.randint(key, (), 0, len(config.train_memory_sizes))
+
+
 def padded_length(config: TrainConfig) -> int:
   """The longest training length of any seed: the static padding."""
   return max(config.max_length, config.max_length_while_converged)
@@ -167,14 +175,24 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
   inputs, targets, mask = task.sample(data_rng, config.batch_size, length,
                                       padded_length(config))
 
-  def loss_fn(params):
-    logits, _ = models.apply(params, inputs, model_config,
-                             rng=jax.random.fold_in(data_rng, 1),
-                             length=task.sequence_steps(run_length))
-    metrics = task_base.sequence_metrics(task, logits, targets, mask)
-    return jnp.mean(metrics["bits"]), jnp.mean(metrics["bit_errors"])
+  def loss_and_grads(memory_size, params):
+    def loss_fn(params):
+      logits, _ = models.apply(params, inputs, model_config, memory_size=memory_size,
+                               rng=jax.random.fold_in(data_rng, 1),
+                               length=task.sequence_steps(run_length))
+      metrics = task_base.sequence_metrics(task, logits, targets, mask)
+      return jnp.mean(metrics["bits"]), jnp.mean(metrics["bit_errors"])
+    return jax.value_and_grad(loss_fn, has_aux=True)(params)
 
-  (loss, bit_errors), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  if config.train_memory_sizes:
+    # The step's memory size is a step-keyed draw too: unbatched under the
+    # seed vmap, so the switch runs one branch.
+    (loss, bit_errors), grads = jax.lax.switch(
+        step_memory_index(step, config),
+        [functools.partial(loss_and_grads, n) for n in config.train_memory_sizes],
+        state.params)
+  else:
+    (loss, bit_errors), grads = loss_and_grads(None, state.params)
   if optimizer is None:
     direction, opt_state = make_optimizer(config).update(
         grads, state.opt_state, state.params, converged=converged)
