@@ -117,7 +117,7 @@ def _measure(seeds: int, device_count: int, peak, yardstick) -> dict:
   import ntm_jax.analysis.flops as flops_lib
   import ntm_jax.training as train
   import ntm_jax.training.distributed as distributed
-  from ntm_jax.training.step import step_length
+  from ntm_jax.training.draws import step_length
   from ntm_jax.tasks import CopyTask
 
   task = CopyTask()

@@ -233,6 +233,8 @@ class TrainConfig:
            self.max_length_while_converged >= self.max_length,
            "max_length_while_converged must be 0 (off) or >= max_length, got "
            f"{self.max_length_while_converged}")
+    _check(all(n >= 1 for n in self.train_memory_sizes),
+           f"train_memory_sizes must be >= 1, got {self.train_memory_sizes}")
     _check(self.curriculum_steps >= 0, "curriculum_steps must be >= 0")
     _check(self.curriculum_steps == 0
            or self.min_length <= self.curriculum_start <= self.max_length,

@@ -71,6 +71,8 @@ CASES = [
     ("memory_too_small", [*COPY, "--max_length=200", f"--out_dir={FRESH}"], "memory"),
     ("converged_length_beyond_memory", [*COPY, "--max_length_while_converged=40",
                                         f"--out_dir={FRESH}"], "memory_rows is 32"),
+    ("train_memory_below_length", [*COPY, "--train_memory_sizes=32,16", f"--out_dir={FRESH}"],
+     "train_memory_sizes is 16"),
     ("converged_length_below_max", [*COPY, "--max_length_while_converged=10",
                                     f"--out_dir={FRESH}"], "max_length_while_converged"),
     ("steps_not_a_number", [*COPY, "--steps=many", f"--out_dir={FRESH}"], "--steps"),

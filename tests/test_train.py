@@ -10,6 +10,7 @@ import pytest
 
 from ntm_jax import LSTMConfig, NTMConfig
 import ntm_jax.training as train
+import ntm_jax.training.draws
 import ntm_jax.training.step
 import ntm_jax.tasks as tasks_lib
 from ntm_jax.tasks import CopyTask
@@ -175,6 +176,7 @@ def test_a_nan_evaluation_counts_as_above_and_never_becomes_best(one_state):
     ({"test_lengths": ()}, "test_lengths"),
     ({"curriculum_steps": 10, "curriculum_start": 30, "max_length": 20}, "curriculum_start"),
     ({"max_length": 20, "max_length_while_converged": 19}, "max_length_while_converged"),
+    ({"train_memory_sizes": (32, 0)}, "train_memory_sizes"),
 ])
 def test_bad_train_config_raises_a_one_line_value_error(kwargs, word):
   with pytest.raises(ValueError, match=word) as error:
@@ -338,7 +340,7 @@ def test_lr_after_converged_zero_freezes_a_converged_seed_only():
 
 def test_paired_lengths_are_uniform_on_both_ranges_and_the_longer_covers_the_shorter():
   config = dataclasses.replace(CONFIG, max_length=3, max_length_while_converged=7)
-  pair = jax.jit(jax.vmap(lambda s: ntm_jax.training.step.paired_step_lengths(s, config)))
+  pair = jax.jit(jax.vmap(lambda s: ntm_jax.training.draws.paired_step_lengths(s, config)))
   length, longer = map(np.asarray, pair(jnp.arange(700)))
   # Uniform over 1..3 and 1..7: each length 700 / 3 and 700 / 7 times,
   # within about 4 standard deviations.
@@ -349,6 +351,7 @@ def test_paired_lengths_are_uniform_on_both_ranges_and_the_longer_covers_the_sho
   np.testing.assert_array_equal(np.asarray(pair(jnp.arange(700))[1]), longer)
 
 
+@pytest.mark.slow  # an opt-in setting; the fast tier keeps the defaults
 def test_max_length_while_converged_lengthens_only_converged_seeds_and_no_neighbour_changes_a_bit():
   config = dataclasses.replace(CONFIG, max_length_while_converged=7)
   states = train.init_states(MODEL, config, 3)
@@ -362,7 +365,7 @@ def test_max_length_while_converged_lengthens_only_converged_seeds_and_no_neighb
   # a step's loss in bits per sequence is about 3 bits x its length: the
   # converged seed's follows the longer draw, the others' the shorter.
   length, longer = map(np.asarray, jax.vmap(
-      lambda s: ntm_jax.training.step.paired_step_lengths(s, config))(jnp.arange(5)))
+      lambda s: ntm_jax.training.draws.paired_step_lengths(s, config))(jnp.arange(5)))
   assert np.any(longer >= 2 * length)  # the two hypotheses differ at 2x or more
   losses = np.asarray(mixed[1]["loss"])
   np.testing.assert_allclose(losses[0] / (3 * length), 1.0, rtol=0.3)
@@ -374,6 +377,35 @@ def test_max_length_while_converged_lengthens_only_converged_seeds_and_no_neighb
     for a, b in zip(_leaves((mixed[0].params, mixed[1]["loss"])),
                     _leaves((by_states[other][0].params, by_states[other][1]["loss"]))):
       np.testing.assert_array_equal(a[seed], b[seed])
+
+
+@pytest.mark.slow  # an opt-in setting; the fast tier keeps the defaults
+def test_each_step_trains_on_the_memory_size_its_step_draws():
+  config = dataclasses.replace(CONFIG, seeds=2, eval_every=3)
+  states = train.init_states(MODEL, config, 2)
+
+  def run(sizes):
+    chunk = train.make_seed_parallel(functools.partial(
+        train.train_chunk, task=TASK, model_config=MODEL,
+        config=dataclasses.replace(config, train_memory_sizes=sizes)), in_axes=(0, None))
+    return chunk(states, jnp.int32(0))
+
+  default = run(())
+  # One size, the model's own: the default run, bit for bit.
+  own = run((8,))
+  for a, b in zip(_leaves((default[0].params, default[1]["loss"])),
+                  _leaves((own[0].params, own[1]["loss"]))):
+    np.testing.assert_array_equal(a, b)
+  # Two sizes in either order: at step 0 (the same parameters) exactly the
+  # order whose draw points at 8 rows gives the default's loss.
+  draw = int(ntm_jax.training.draws.step_memory_index(
+      0, dataclasses.replace(config, train_memory_sizes=(8, 16))))
+  for sizes in ((8, 16), (16, 8)):
+    same = np.array_equal(run(sizes)[1]["loss"][:, 0], default[1]["loss"][:, 0])
+    assert same == (sizes[draw] == 8), (sizes, draw)
+  draws = np.asarray(jax.vmap(lambda s: ntm_jax.training.draws.step_memory_index(
+      s, dataclasses.replace(config, train_memory_sizes=(8, 16, 32))))(jnp.arange(600)))
+  np.testing.assert_allclose(np.bincount(draws), [200] * 3, atol=50)
 
 
 def test_the_eval_memory_changes_the_evaluation_and_nothing_else():

@@ -1,4 +1,4 @@
-"""The optimizer and the schedules every seed follows (all pure, traced)."""
+"""The optimizer and the learning-rate schedule every seed follows (all pure, traced)."""
 from typing import NamedTuple
 
 import jax
@@ -78,15 +78,6 @@ def skip_spikes_while_converged(inner: optax.GradientTransformation, factor: flo
     return new_updates, new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-def curriculum_length(step, config: TrainConfig):
-  """Longest training length at `step` (traced)."""
-  if config.curriculum_steps == 0:
-    return jnp.asarray(config.max_length, jnp.int32)
-  progress = jnp.minimum(step / config.curriculum_steps, 1.0)
-  span = config.max_length - config.curriculum_start
-  return (config.curriculum_start + jnp.floor(progress * span)).astype(jnp.int32)
 
 
 def learning_rate_scale(step, config: TrainConfig):

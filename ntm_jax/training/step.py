@@ -16,13 +16,9 @@ from ntm_jax import models
 from ntm_jax.config import TrainConfig
 from ntm_jax.tasks import base as task_base
 import ntm_jax.training.evaluate as evaluate
-from ntm_jax.training.optimizer import curriculum_length, learning_rate_scale, make_optimizer
-
-# The key behind each step's training length: a function of the step number
-# alone, so every seed draws the same length (their time loops run in
-# lockstep under vmap) and a seed's run does not depend on its neighbours.
-_LENGTH_KEY_SEED = 0x5EED
-
+from ntm_jax.training.draws import (curriculum_length, padded_length, paired_step_lengths,
+                                    step_length, step_memory_index)
+from ntm_jax.training.optimizer import learning_rate_scale, make_optimizer
 
 @flax.struct.dataclass
 class TrainState:
@@ -95,43 +91,6 @@ def _tree_all_finite(tree) -> jax.Array:
 
 def _tree_where(condition, on_true, on_false):
   return jax.tree_util.tree_map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
-
-
-def step_length(step, config: TrainConfig):
-  """The training length of global step `step` (int32, may be traced): one
-  draw, uniform over [min_length, curriculum_length(step)], from a key that
-  depends on `step` alone."""
-  key = jax.random.fold_in(jax.random.PRNGKey(_LENGTH_KEY_SEED), step)
-  return jax.random.randint(key, (), config.min_length,
-                            curriculum_length(step, config) + 1)
-
-
-def paired_step_lengths(step, config: TrainConfig):
-  """(length, longer) of global step `step`, for max_length_while_converged:
-  one step-keyed uniform draw placed on [min_length, curriculum_length(step)]
-  and on [min_length, max_length_while_converged], so longer >= length and
-  the time loop, run for `longer`, covers both."""
-  key = jax.random.fold_in(jax.random.PRNGKey(_LENGTH_KEY_SEED + 1), step)
-  u = jax.random.uniform(key)
-
-  def place(longest):
-    span = longest - config.min_length + 1
-    return config.min_length + jnp.minimum(jnp.floor(u * span).astype(jnp.int32), span - 1)
-
-  return (place(curriculum_length(step, config)),
-          place(jnp.int32(config.max_length_while_converged)))
-
-
-def step_memory_index(step, config: TrainConfig):
-  """Index into train_memory_sizes of global step `step`: uniform, from a
-  key that depends on `step` alone."""
-  key = jax.random.fold_in(jax.random.PRNGKey(_LENGTH_KEY_SEED + 2), step)
-  return jax.random.randint(key, (), 0, len(config.train_memory_sizes))
-
-
-def padded_length(config: TrainConfig) -> int:
-  """The longest training length of any seed: the static padding."""
-  return max(config.max_length, config.max_length_while_converged)
 
 
 def train_step(state: TrainState, task, model_config, config: TrainConfig,
