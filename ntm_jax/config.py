@@ -16,6 +16,7 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid")
 MEMORY_INITS = ("constant", "learned", "random", "first_row")
 HEAD_ACTIVATIONS = ("tanh", "linear", "relu")
 HEAD_INITS = ("zero", "still")
+STRENGTH_ACTIVATIONS = ("softplus", "relu")
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -89,6 +90,9 @@ class NTMConfig:
                                 choices=HEAD_ACTIVATIONS)
   add_activation: str = setting("tanh", "Activation of the add vectors: tanh, linear or relu.",
                                 choices=HEAD_ACTIVATIONS)
+  strength_activation: str = setting(
+      "softplus", "How the key strength beta and the sharpening gamma - 1 are made "
+      "non-negative: softplus or relu.", choices=STRENGTH_ACTIVATIONS)
   # still: every head starts training keeping its weighting (gate logit
   # -STILL_LOGIT, the zero shift's logit +STILL_LOGIT), so a head parks
   # where it began, row 0, until training teaches it to move.

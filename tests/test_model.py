@@ -346,6 +346,10 @@ def _softplus(x):
   return np.log1p(np.exp(x))
 
 
+def _non_negative(x, cfg):
+  return max(x, 0.0) if cfg.strength_activation == "relu" else _softplus(x)
+
+
 def _sigmoid(x):
   return 1.0 / (1.0 + np.exp(-x))
 
@@ -359,10 +363,10 @@ def _np_address(memory, w_prev, raw, cfg):
   m, s = cfg.memory_width, cfg.shift_range
   n, k = memory.shape[0], s // 2
   key = np.tanh(raw[:m])
-  beta = _softplus(raw[m])
+  beta = _non_negative(raw[m], cfg)
   gate = _sigmoid(raw[m + 1])
   shifts = _softmax(raw[m + 2:m + 2 + s])
-  gamma = 1.0 + _softplus(raw[m + 2 + s])
+  gamma = 1.0 + _non_negative(raw[m + 2 + s], cfg)
   cos = memory @ key / (np.linalg.norm(memory, axis=1) * np.linalg.norm(key))
   w = gate * _softmax(beta * cos) + (1.0 - gate) * w_prev
   w = np.array([sum(w[(i - d) % n] * shifts[d + k] for d in range(-k, k + 1))
@@ -431,6 +435,10 @@ def test_forward_pass_matches_numpy_reference():
 
 def test_multiple_write_heads_match_paper_erase_all_then_add_all():
   _compare_with_reference(CFG_MULTI)
+
+
+def test_relu_strengths_match_the_numpy_reference():
+  _compare_with_reference(dataclasses.replace(CFG_REF, strength_activation="relu"))
 
 
 # --------------------------------------------------------------------------

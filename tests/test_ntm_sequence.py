@@ -14,6 +14,7 @@ CASES = {
     "tanh, two layers, 2 write heads": dict(controller_activation="tanh", controller_layers=2,
                                             write_heads=2),
     "LSTM, one layer": dict(controller="lstm"),
+    "tanh, relu strengths": dict(controller_activation="tanh", strength_activation="relu"),
     "LSTM, two layers, 2 read heads": dict(controller="lstm", controller_layers=2, read_heads=2),
 }
 

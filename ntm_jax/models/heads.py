@@ -2,9 +2,9 @@
 
 One affine map from the controller output produces every head's raw
 parameters at once; `split_head_outputs` cuts that vector and applies the
-constraints (Graves et al. 2014, section 3.3): key tanh or linear, beta
-softplus, gate sigmoid, shifts softmax over 2k+1, gamma 1 + softplus, erase
-sigmoid, add tanh or linear.
+constraints (Graves et al. 2014, section 3.3): key tanh, linear or relu,
+beta softplus (or relu), gate sigmoid, shifts softmax over 2k+1, gamma 1 +
+softplus (or relu), erase sigmoid, add tanh, linear or relu.
 """
 from typing import NamedTuple
 
@@ -77,6 +77,19 @@ def activation_grad(value: jax.Array, kind: str) -> jax.Array:
   raise ValueError(f"no derivative for activation {kind!r}")
 
 
+def _non_negative(x: jax.Array, kind: str) -> jax.Array:
+  """beta and gamma - 1 (section 3.3 asks only beta >= 0, gamma >= 1)."""
+  return jax.nn.relu(x) if kind == "relu" else jax.nn.softplus(x)
+
+
+def non_negative_grad(value: jax.Array, kind: str) -> jax.Array:
+  """d _non_negative(x, kind) / dx from its output `value`: sigmoid(x) =
+  1 - exp(-softplus(x)) for softplus, the step for relu."""
+  if kind == "relu":
+    return (value > 0).astype(value.dtype)
+  return -jnp.expm1(-value)
+
+
 def _addressing(raw: jax.Array, config: NTMConfig) -> Addressing:
   """raw: [H, addressing_size] -> constrained Addressing of H heads."""
   m, s = config.memory_width, config.shift_range
@@ -89,10 +102,10 @@ def _addressing(raw: jax.Array, config: NTMConfig) -> Addressing:
     shift_logits = jnp.where(allowed, shift_logits, -jnp.inf)
   return Addressing(
       key=_activate(key, config.key_activation),
-      key_strength=jax.nn.softplus(beta[..., 0]),
+      key_strength=_non_negative(beta[..., 0], config.strength_activation),
       gate=jax.nn.sigmoid(gate[..., 0]),
       shift_weights=jax.nn.softmax(shift_logits, axis=-1),
-      sharpening=1.0 + jax.nn.softplus(gamma[..., 0]),
+      sharpening=1.0 + _non_negative(gamma[..., 0], config.strength_activation),
   )
 
 

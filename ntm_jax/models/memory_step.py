@@ -37,11 +37,6 @@ def _weightings(columns, w_prev, head: heads.Addressing):
   return dict(cos=cos, w_content=w_content, w_gated=w_gated, w_shifted=w_shifted, w=w)
 
 
-def _softplus_grad(value):
-  """d softplus(x) / dx = sigmoid(x) = 1 - exp(-softplus(x)), from the output."""
-  return -jnp.expm1(-value)
-
-
 def _address_vjp(columns, w_prev, head: heads.Addressing, stages, ct_w, config):
   """Cotangents of one addressing pass of H heads.
 
@@ -91,10 +86,12 @@ def _address_vjp(columns, w_prev, head: heads.Addressing, stages, ct_w, config):
       ct_shift - jnp.sum(head.shift_weights * ct_shift, -1, keepdims=True))
   raw = jnp.concatenate([
       ct_key * heads.activation_grad(head.key, config.key_activation),
-      (ct_beta * _softplus_grad(head.key_strength))[:, None],
+      (ct_beta * heads.non_negative_grad(head.key_strength,
+                                         config.strength_activation))[:, None],
       (ct_gate * head.gate * (1.0 - head.gate))[:, None],
       ct_shift_logits,
-      (ct_gamma * _softplus_grad(head.sharpening - 1.0))[:, None]], -1)
+      (ct_gamma * heads.non_negative_grad(head.sharpening - 1.0,
+                                          config.strength_activation))[:, None]], -1)
   return raw, ct_columns, ct_w_prev
 
 
