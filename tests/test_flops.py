@@ -84,6 +84,17 @@ def test_memory_terms_by_hand():
   assert terms["write"] == 240  # eqs. 3-4: erase outer, 1 - ., keep, add outer, sum
 
 
+def test_relu_strengths_cost_two_flops_less_per_strength():
+  # beta and gamma - 1 per head: softplus log(1 + exp(x)) is 3 FLOPs, relu 1;
+  # two heads x two strengths x (3 - 1) = 8 FLOPs fewer, all in the heads term.
+  config = NTMConfig(input_size=2, output_size=3, controller_size=4,
+                     memory_rows=8, memory_width=5, shift_range=3)
+  softplus = flops.forward_flops_breakdown(config)
+  relu = flops.forward_flops_breakdown(dataclasses.replace(config, strength_activation="relu"))
+  assert {k: softplus[k] - relu[k] for k in softplus} == {
+      k: (8 if k == "heads" else 0) for k in softplus}
+
+
 def test_memory_terms_grow_linearly_with_the_rows_and_nothing_else_does():
   config = NTMConfig(input_size=2, output_size=3, controller_size=4,
                      memory_rows=8, memory_width=5, shift_range=3)

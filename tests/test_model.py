@@ -437,6 +437,7 @@ def test_multiple_write_heads_match_paper_erase_all_then_add_all():
   _compare_with_reference(CFG_MULTI)
 
 
+@pytest.mark.slow  # an opt-in setting; the fast tier keeps the defaults
 def test_relu_strengths_match_the_numpy_reference():
   _compare_with_reference(dataclasses.replace(CFG_REF, strength_activation="relu"))
 

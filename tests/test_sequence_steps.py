@@ -77,6 +77,7 @@ def test_truncated_run_gives_the_padded_loss_and_gradients(name, kind):
     np.testing.assert_allclose(g, p, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow  # for an opt-in setting; the fast tier keeps the defaults
 def test_steps_past_a_copy_sequence_change_no_bit_of_its_loss_or_gradients():
   # max_length_while_converged runs every seed's loop for the step's longer
   # length; a seed on the shorter one must get exactly the same numbers.

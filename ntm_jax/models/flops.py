@@ -82,14 +82,16 @@ def _head_activation_flops(config) -> int:
   """Constraining the P raw head outputs (heads.split_head_outputs).
 
   clip to +-head_clip: P (one clamp each); per head of H = R + W: key tanh M
-  (0 if linear), beta softplus 3, gate sigmoid 1, shift softmax 5S, gamma
-  1 + softplus 4; per write head: erase sigmoid M, add tanh or relu M (0 if linear).
+  (0 if linear), beta softplus 3 (relu 1), gate sigmoid 1, shift softmax 5S,
+  gamma 1 + softplus 4 (1 + relu 2); per write head: erase sigmoid M, add tanh
+  or relu M (0 if linear).
   """
   m, s = config.memory_width, config.shift_range
   num_heads = config.read_heads + config.write_heads
   key = 0 if config.key_activation == "linear" else m
   add = 0 if config.add_activation == "linear" else m
-  per_head = key + SOFTPLUS_FLOPS + 1 + SOFTMAX_FLOPS * s + 1 + SOFTPLUS_FLOPS
+  strength = 1 if config.strength_activation == "relu" else SOFTPLUS_FLOPS
+  per_head = key + strength + 1 + SOFTMAX_FLOPS * s + 1 + strength
   return (heads_lib.head_output_size(config) + num_heads * per_head
           + config.write_heads * (m + add))
 
