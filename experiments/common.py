@@ -19,6 +19,7 @@ from absl import app
 from absl import flags
 
 import ntm_jax.config as config_lib
+import ntm_jax.settings as settings
 
 FLAGS = flags.FLAGS
 # The configs whose fields are flags, and the run-level flags beside them.
@@ -51,7 +52,7 @@ def define_flags(**defaults) -> None:
   (e.g. max_length=20, activation="relu", seeds=8)."""
   known = set()
   for cls in FLAGGED_CONFIGS:
-    for name, field in config_lib.flag_fields(cls):
+    for name, field in settings.flag_fields(cls):
       known.update((name, field.name))
       default = defaults.get(name, defaults.get(field.name, field.default))
       if name == "curriculum_start" and name not in defaults:
@@ -104,7 +105,7 @@ def load_experiment(name: str):
 def _field_values(cls, **fixed) -> dict:
   """The flags' values for `cls`'s flagged fields, as the field types want."""
   values = dict(fixed)
-  for name, field in config_lib.flag_fields(cls):
+  for name, field in settings.flag_fields(cls):
     value = FLAGS[name].value
     if isinstance(field.default, tuple):
       try:

@@ -1,15 +1,16 @@
 """Every configuration of a run, as frozen dataclasses, and their JSON.
 
 Each setting is declared once, here: its default, its bounds (checked in
-`__post_init__`, one-line ValueError) and its help text. A field with
-`metadata["flag"]` is also a command-line flag of every experiment
-(`experiments/common.py` builds the flags from these fields). This module
+`__post_init__`, one-line ValueError) and its help text, with
+`ntm_jax.settings` `setting`; such a field is also a command-line flag of
+every experiment (`experiments/common.py` builds the flags from them). This module
 imports no jax, so the W&B logger and the sweep runner can read configs
 without starting the engine.
 """
 import dataclasses
-import math
 from typing import ClassVar, Optional, Sequence, Tuple, Union
+
+from ntm_jax.settings import check as _check, check_fields as _check_fields, setting
 
 CONTROLLERS = ("ff", "lstm")
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
@@ -19,38 +20,6 @@ HEAD_INITS = ("zero", "still")
 STRENGTH_ACTIVATIONS = ("softplus", "relu")
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
-
-
-def setting(default, help: str, flag: Optional[str] = None, choices=None):
-  """A dataclass field that is also a command-line flag named `flag` (by
-  default the field's own name; "" for no flag)."""
-  metadata = {"help": help, "flag": flag, "choices": choices}
-  if isinstance(default, (list, tuple)):
-    return dataclasses.field(default=tuple(default), metadata=metadata)
-  return dataclasses.field(default=default, metadata=metadata)
-
-
-def flag_fields(cls) -> list:
-  """(flag name, field) of every field of `cls` that is a flag."""
-  return [(field.metadata["flag"] or field.name, field) for field in dataclasses.fields(cls)
-          if "help" in field.metadata and field.metadata["flag"] != ""]
-
-
-def _check(condition: bool, message: str) -> None:
-  if not condition:
-    raise ValueError(message)
-
-
-def _check_fields(config) -> None:
-  """Choices declared with the fields; numbers finite."""
-  for field in dataclasses.fields(config):
-    value = getattr(config, field.name)
-    choices = field.metadata.get("choices")
-    if choices:
-      _check(value in choices,
-             f"unknown {field.name} {value!r}; choose one of {tuple(choices)}")
-    if isinstance(value, float):
-      _check(math.isfinite(value), f"{field.name} must be finite, got {value}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,7 @@ from ntm_jax.training.draws import (curriculum_length, padded_length, paired_ste
                                     step_length, step_memory_index)
 from ntm_jax.training.optimizer import learning_rate_scale, make_optimizer
 
+
 @flax.struct.dataclass
 class TrainState:
   """One seed's training state. Under the engine every leaf gains a leading
@@ -101,10 +102,11 @@ def train_step(state: TrainState, task, model_config, config: TrainConfig,
   and the model runs only its `task.sequence_steps(length)` time steps.
   With `max_length_while_converged`, the step's length is drawn on two
   ranges at once (`paired_step_lengths`): a converged seed takes the longer,
-  and every seed's time loop runs its steps. The trip count stays a function of the step
-  alone (shared under the seed vmap; a per-seed trip count would make the
-  batched loop select its whole carry every step), and the steps past a
-  seed's own sequence only add masked outputs and zero gradients.
+  and every seed's time loop runs its steps. The trip count stays a
+  function of the step alone (shared under the seed vmap; a per-seed trip
+  count would make the batched loop select its whole carry every step), and
+  the steps past a seed's own sequence only add masked outputs and zero
+  gradients.
 
   step: the global step number (int32 scalar), equal to state.step; pass it
   unbatched under the seed vmap (`train_chunk`'s `start`) so the length,
