@@ -46,7 +46,7 @@ def validate(config: ExperimentConfig) -> None:
   rows = models.get_model(config.model).memory_rows(config.model)
   if rows is None:
     return
-  longest = max(t.max_length, t.max_length_while_converged)
+  longest = training.draws.padded_length(t)
   trained = [("train_memory_sizes", n, longest) for n in t.train_memory_sizes]
   for memory, size, length in (("memory_rows", rows, longest), *trained,
                                ("eval_memory_size", t.eval_memory_size or rows, t.max_length),
