@@ -108,12 +108,24 @@ def _field_values(cls, **fixed) -> dict:
   for name, field in settings.flag_fields(cls):
     value = FLAGS[name].value
     if isinstance(field.default, tuple):
-      try:
-        value = tuple(int(x) for x in value)
-      except ValueError:
-        raise ValueError(f"--{name} must be integers, got {','.join(value)}") from None
+      value = _integers(name, value)
     values[field.name] = value
   return values
+
+
+def _integers(name: str, items: list) -> tuple:
+  """A list flag's items as integers. A sweep value that is a list reaches the
+  flag as Python prints it, "[24, 32, 48]" (W&B and sweeps.run both format
+  `--name=value` with str), so brackets and spaces around items are dropped."""
+  text = ",".join(items).strip()
+  if text.startswith("[") and text.endswith("]"):
+    text = text[1:-1]
+  if not text.strip():
+    return ()
+  try:
+    return tuple(int(x) for x in text.split(","))
+  except ValueError:
+    raise ValueError(f"--{name} must be integers, got {','.join(items)}") from None
 
 
 def config_from_flags(task_name: str, task_options=()):

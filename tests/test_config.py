@@ -154,6 +154,22 @@ def test_a_bad_flag_value_is_a_one_line_value_error():
     _config_from("copy", ["--model=gru"])
 
 
+def test_a_list_valued_sweep_parameter_reaches_a_tuple_setting():
+  # A sweep value [24, 32, 48] is formatted by the runner (and by W&B's agent)
+  # as "--train_memory_sizes=[24, 32, 48]"; the flag takes that form too.
+  from sweeps import run as sweeps_run
+  sweep = {"program": "experiments.copy", "command": ["${interpreter}", "-m", "${program}",
+                                                      "${args}"]}
+  argv = sweeps_run.command(sweep, {"train_memory_sizes": [24, 32, 48], "test_lengths": [7]})[3:]
+  assert argv == ["--train_memory_sizes=[24, 32, 48]", "--test_lengths=[7]"]
+  got = _config_from("copy", argv)
+  assert got.train.train_memory_sizes == (24, 32, 48)
+  assert got.train.test_lengths == (7,)
+  assert _config_from("copy", ["--train_memory_sizes=[]"]).train.train_memory_sizes == ()
+  with pytest.raises(ValueError, match=r"^--test_lengths must be integers, got \[1,x\]$"):
+    _config_from("copy", ["--test_lengths=[1,x]"])
+
+
 # Modules that start without jax --------------------------------------------------
 
 
