@@ -86,7 +86,7 @@ def non_negative_grad(value: jax.Array, kind: str) -> jax.Array:
   """d _non_negative(x, kind) / dx from its output `value`: sigmoid(x) =
   1 - exp(-softplus(x)) for softplus, the step for relu."""
   if kind == "relu":
-    return (value > 0).astype(value.dtype)
+    return activation_grad(value, "relu")
   return -jnp.expm1(-value)
 
 
