@@ -158,10 +158,13 @@ def test_a_list_valued_sweep_parameter_reaches_a_tuple_setting():
   # A sweep value [24, 32, 48] is formatted by the runner (and by W&B's agent)
   # as "--train_memory_sizes=[24, 32, 48]"; the flag takes that form too.
   from sweeps import run as sweeps_run
-  sweep = {"program": "experiments.copy", "command": ["${interpreter}", "-m", "${program}",
-                                                      "${args}"]}
-  argv = sweeps_run.command(sweep, {"train_memory_sizes": [24, 32, 48], "test_lengths": [7]})[3:]
-  assert argv == ["--train_memory_sizes=[24, 32, 48]", "--test_lengths=[7]"]
+  sweep = {"program": "experiments.copy", "method": "grid",
+           "command": ["${interpreter}", "-m", "${program}", "${args}"],
+           "parameters": {"train_memory_sizes": {"values": [[24, 32, 48], [32]]},
+                          "test_lengths": {"value": [7]}}}
+  first = sweeps_run.trials(sweep, count=8, log=lambda _: None)[0]
+  argv = sweeps_run.command(sweep, first)[3:]
+  assert sorted(argv) == ["--test_lengths=[7]", "--train_memory_sizes=[24, 32, 48]"]
   got = _config_from("copy", argv)
   assert got.train.train_memory_sizes == (24, 32, 48)
   assert got.train.test_lengths == (7,)
