@@ -1,0 +1,119 @@
+"""experiments.report: RESULTS.md's tables agree with the committed results/,
+a changed summary is caught, and recording a run keeps what compare needs."""
+import json
+import os
+import shutil
+
+import pytest
+
+from experiments import report
+from ntm_jax.runs import compare
+
+
+def test_results_md_agrees_with_the_committed_results():
+  with open(report.RESULTS_MD) as f:
+    text = f.read()
+  assert report._BLOCK.search(text), "RESULTS.md has no report blocks"
+  assert report.stale_blocks(text) == []
+
+
+def _summary(errors, bits, diverged=None):
+  """A summary.json of len(errors) seeds at test lengths 10 and 20."""
+  diverged = diverged or [False] * len(errors)
+  seeds = [{"seed": i, "diverged": d, "converged_step": 100,
+            "bit_errors_by_length": {"10": e[0], "20": e[1]},
+            "bits_by_length": {"10": b[0], "20": b[1]}}
+           for i, (e, b, d) in enumerate(zip(errors, bits, diverged))]
+  return {"seeds": seeds, "timing": {"wall_s": 12.4},
+          "aggregate": {"seeds": len(errors), "converged": len(errors),
+                        "converged_at_end": len(errors), "diverged": sum(diverged),
+                        "param_count": 1234}}
+
+
+def _recorded_run(root, key, summary, task="copy"):
+  folder = os.path.join(root, key)
+  os.makedirs(folder)
+  config = {"task": task, "model_kind": "ntm", "train": {"seeds": len(summary["seeds"]),
+                                                         "steps": 100, "batch_size": 4}}
+  for name, data in (("summary.json", summary), ("config.json", config),
+                     ("record.json", {"note": "", "stages": [
+                         {"command": "python -m experiments.copy --seeds 4", "commit": "abc1234",
+                          "dirty": False, "finished": "2026-12-03", "steps": 100,
+                          "wall_s": 12, "xla_flags": ""}]})):
+    with open(os.path.join(folder, name), "w") as f:
+      json.dump(data, f)
+
+
+def test_medians_take_the_mean_of_the_middle_two_and_skip_diverged_seeds(tmp_path):
+  # Healthy seeds' errors at length 10: 0, 1, 3, 10 -> median (1 + 3) / 2 = 2;
+  # the diverged seed's 500 counts nowhere. Under 1 bit at 20: seeds 0 and 1.
+  summary = _summary(errors=[(0, 0), (1, 0.5), (3, 4), (10, 12), (500, 500)],
+                     bits=[(1, 2), (2, 3), (4, 5), (9, 9), (1e9, 1e9)],
+                     diverged=[False, False, False, False, True])
+  _recorded_run(str(tmp_path), "copy/a", summary)
+  text = report.render_block("copy/a", str(tmp_path))
+  rows = {line.split(" | ")[0].lstrip("| "): line.strip(" |").split(" | ")[1:]
+          for line in text.splitlines() if line.startswith("| ")}
+  assert rows["median bit errors"] == ["2.00", "2.25"]
+  assert rows["seeds under 1 bit error"] == ["1/4", "2/4"]
+  assert rows["median bits"] == ["3.00", "4.00"]
+  assert "`python -m experiments.copy --seeds 4`" in text
+  assert "2026-12-03, abc1234, 12 s" in text
+
+
+def test_a_changed_summary_makes_its_block_stale(tmp_path):
+  summary = _summary(errors=[(0, 0), (2, 2)], bits=[(1, 1), (3, 3)])
+  _recorded_run(str(tmp_path), "copy/a", summary)
+  text = ("intro\n<!-- report: copy -->\n" + report.render_block("copy", str(tmp_path))
+          + "\n<!-- /report -->\nprose\n")
+  assert report.stale_blocks(text, str(tmp_path)) == []
+  assert report.render(text, str(tmp_path)) == text
+  summary["seeds"][1]["bit_errors_by_length"]["20"] = 0.5
+  with open(tmp_path / "copy" / "a" / "summary.json", "w") as f:
+    json.dump(summary, f)
+  assert report.stale_blocks(text, str(tmp_path)) == ["copy"]
+  fixed = report.render(text, str(tmp_path))
+  assert fixed.startswith("intro\n") and fixed.endswith("\nprose\n")
+  assert "| median bit errors | 1.00 | 0.25 |" in fixed
+
+
+def test_dyck_reports_accuracy(tmp_path):
+  # One answer per word: 0.02 errors per word is 98% accuracy.
+  _recorded_run(str(tmp_path), "dyck/a", _summary(errors=[(0.0, 0.02), (0.0, 0.04)],
+                                                  bits=[(0, 0), (0, 0)]), task="dyck")
+  text = report.render_block("dyck/a", str(tmp_path))
+  assert "| median accuracy | 100.0% | 97.0% |" in text
+  assert "| worst seed's accuracy | 100.0% | 96.0% |" in text
+
+
+def test_an_unknown_block_is_one_clear_error(tmp_path):
+  with pytest.raises(ValueError, match="not under"):
+    report.render_block("nope", str(tmp_path))
+
+
+def test_recording_a_run_keeps_its_evaluations_for_compare(tiny_run_dir, tmp_path):
+  dest = str(tmp_path / "copy" / "tiny")
+  record = report.add(tiny_run_dir, dest, note="a test")
+  assert sorted(os.listdir(dest)) == ["config.json", "metrics.jsonl", "record.json",
+                                      "summary.json"]
+  (stage,) = record["stages"]
+  assert stage["steps"] == 200 and stage["command"].startswith("python")
+  with open(os.path.join(dest, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  assert [r["step"] for r in rows] == [50, 100, 150, 200]  # one per evaluation
+  assert all(set(r) >= {"step", "eval_loss", "eval_bit_errors"} for r in rows)
+  assert compare.eval_curve(dest) == compare.eval_curve(tiny_run_dir)
+  # Recorded again after a longer stage: the earlier stage is kept.
+  with open(os.path.join(dest, "record.json")) as f:
+    saved = json.load(f)
+  saved["stages"][0]["steps"] = 100
+  with open(os.path.join(dest, "record.json"), "w") as f:
+    json.dump(saved, f)
+  again = report.add(tiny_run_dir, dest)
+  assert [s["steps"] for s in again["stages"]] == [100, 200]
+
+
+def test_recording_a_directory_that_is_not_a_run_is_refused(tmp_path):
+  with pytest.raises(ValueError, match="not a finished run directory"):
+    report.add(str(tmp_path), str(tmp_path / "dest"))
+  assert not os.path.exists(tmp_path / "dest")
