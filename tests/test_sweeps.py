@@ -16,7 +16,12 @@ from experiments import common
 from sweeps import run as sweep_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-YAMLS = sorted(glob.glob(os.path.join(ROOT, "sweeps", "*.yaml")))
+# sweeps/<experiment>.yaml: each experiment's broad sweep, shipped with the
+# package; sweeps/studies/<experiment>_<study>.yaml: one study's focused
+# screens, kept in the repository only.
+TASK_YAMLS = sorted(glob.glob(os.path.join(ROOT, "sweeps", "*.yaml")))
+STUDY_YAMLS = sorted(glob.glob(os.path.join(ROOT, "sweeps", "studies", "*.yaml")))
+YAMLS = TASK_YAMLS + STUDY_YAMLS
 SAMPLE_SUMMARY = {"aggregate": {"seeds": 4, "converged": 3, "diverged": 1,
                                 "steps_to_converge": {"q1": 1.0, "median": 2.0, "q3": 3.0},
                                 "seeds_under_1_bit_error_by_length": {"10": 3, "20": 1},
@@ -58,10 +63,10 @@ def _experiments_with_a_main():
 
 
 def test_every_experiment_has_a_sweep_and_every_sweep_an_experiment():
-  sweeps = {os.path.splitext(os.path.basename(p))[0] for p in YAMLS}
+  sweeps = {os.path.splitext(os.path.basename(p))[0] for p in TASK_YAMLS}
   experiments = set(_experiments_with_a_main())
-  assert "copy" in experiments
-  assert experiments <= sweeps, f"add sweeps/<name>.yaml for {experiments - sweeps}"
+  assert "copy" in experiments and STUDY_YAMLS
+  assert experiments == sweeps, f"sweeps/ holds one <experiment>.yaml each: {sweeps ^ experiments}"
   for path in YAMLS:
     module = _module(sweep_run.load(path))
     assert module.startswith("experiments.") and module.split(".")[1] in experiments, path
@@ -81,10 +86,10 @@ def test_the_sweep_is_a_standard_wandb_sweep(path):
   assert os.path.exists(os.path.join(ROOT, sweep["program"]))
   name = os.path.splitext(os.path.basename(path))[0]
   experiment = _module(sweep).split(".")[1]
-  # <experiment>.yaml is the broad sweep; <experiment>_<study>.yaml a focused one.
-  assert name == experiment or name.startswith(experiment + "_"), name
-  if name != experiment:
+  if path in STUDY_YAMLS:
+    assert name.startswith(experiment + "_"), name
     return
+  assert name == experiment, name
   for required in ("lr", "clip_norm", "optimizer", "controller", "controller_size",
                    "memory_width", "curriculum_steps", "batch_size", "seeds", "steps"):
     assert required in sweep["parameters"], required
@@ -315,3 +320,14 @@ def test_a_set_parameter_leaves_the_grid_so_no_trial_repeats(tmp_path, capsys):
   assert len(lines) == 2
   assert "--a=1" in lines[0] and "--a=2" in lines[1]
   assert all("--b=30" in l and "--b=10" not in l and "--b=20" not in l for l in lines)
+
+
+def test_a_study_screen_runs_from_sweeps_studies(tmp_path, capsys, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # the default out_dir is relative; nothing is written
+  sweep_run.main([os.path.join(ROOT, "sweeps", "studies", "copy_memory_rows.yaml"),
+                  "--trials", "6", "--dry_run"])
+  lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("trial ")]
+  assert [next(a for a in l.split() if a.startswith("--memory_rows=")) for l in lines] == [
+      f"--memory_rows={n}" for n in (24, 32, 40, 48, 64, 128)]
+  assert all("-m experiments.copy" in l and "--test_memory_size=128" in l for l in lines)
+  assert not os.listdir(tmp_path)

@@ -85,6 +85,34 @@ def test_sequence_metrics_with_an_empty_mask_is_zero():
   np.testing.assert_array_equal(errors, [0.0])
 
 
+def _logits_with_large_magnitudes(key, shape):
+  logits = 4.0 * jax.random.normal(key, shape)
+  extremes = jnp.array([0.0, -0.0, 1e-8, 17.0, -17.0, 88.7, -88.7, 104.0, -104.0, 1e4, -1e4,
+                        3e38, -3e38])
+  return logits.at[0, :extremes.size].set(extremes)
+
+
+def test_sigmoid_cross_entropy_has_optax_bits_and_gradients():
+  import optax  # the reference only: the task code does without it
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)
+  logits = _logits_with_large_magnitudes(keys[0], (64, 33))
+  targets = {"bits": jax.random.bernoulli(keys[1], 0.5, (64, 33)).astype(jnp.float32),
+             "probabilities": jax.random.uniform(keys[2], (64, 33))}
+  ours, theirs = tasks_lib.base.sigmoid_cross_entropy, optax.sigmoid_binary_cross_entropy
+  for t in targets.values():
+    for wrap in (lambda f: f, jax.jit):
+      np.testing.assert_array_equal(wrap(ours)(logits, t), wrap(theirs)(logits, t))
+      grad = lambda f: jax.grad(lambda x: jnp.sum(f(x, t)))
+      np.testing.assert_array_equal(wrap(grad(ours))(logits), wrap(grad(theirs))(logits))
+
+
+def test_sigmoid_cross_entropy_stays_finite_far_from_zero():
+  logits = jnp.array([1e4, -1e4, 104.0, -104.0])
+  np.testing.assert_array_equal(
+      tasks_lib.base.sigmoid_cross_entropy(logits, jnp.array([1.0, 0.0, 0.0, 1.0])),
+      [0.0, 0.0, 104.0, 104.0])  # right answers cost nothing, wrong ones |x| nats
+
+
 # curriculum_length -----------------------------------------------------------
 
 

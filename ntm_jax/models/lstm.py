@@ -40,7 +40,8 @@ class LSTM:
   cell_class = LSTMCell
   # One seed's recurrent kernels (about 1 MB per 256-unit layer) fill a
   # core's L2 cache on their own, and the time loop reads them at every
-  # step: on a CPU its seeds train one at a time (WORKSPACE.md).
+  # step: on a CPU its seeds train one at a time, faster than in groups of 2
+  # or 4 (RESULTS.md, "Throughput", the LSTM baseline).
   cpu_seeds_per_group = 1
 
   @staticmethod

@@ -18,7 +18,8 @@ arranged so most of the arithmetic is in a few large matrix products:
 Per seed the baseline's weights are about 5 MB (3 x 256 units), far more
 than a core's cache, so a time loop that touches them fewer times is the
 main saving; for the same reason a CPU trains the baseline's seeds one at a
-time (`train.CPU_LSTM_SEEDS_PER_GROUP`). WORKSPACE.md has the measurements.
+time (`models.LSTM.cpu_seeds_per_group`, which `training.layout` follows).
+RESULTS.md ("Throughput", the LSTM baseline) has the measurements.
 """
 import jax
 import jax.numpy as jnp

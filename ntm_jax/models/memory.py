@@ -6,8 +6,8 @@ transposed, `columns: [M, N]`, and uses the `*_columns` functions: then the
 N locations (128 in the paper) are the minor axis and fill whole vector
 lanes, where rows of M = 20 floats leave AVX-512's 16-float lanes part
 empty. On the copy task's training step this layout ran 1.4x faster on a
-2-core CPU (12.4 -> 17.4 steps/s at 30 seeds over 2 devices, WORKSPACE.md
-"Making the step fast"); the mathematics is the same.
+2-core CPU (RESULTS.md, "Throughput", the table of what made the NTM step
+fast); the mathematics is the same.
 """
 import jax
 import jax.numpy as jnp
