@@ -128,7 +128,7 @@ class CopyTask:
                                      sequences, rng)
       if "read_weights" not in probed:
         return {}
-      per_sequence = [_sequence_statistics(
+      per_sequence = [sequence_strategy_statistics(
           {name: value[b] for name, value in probed.items()}, length)
           for b in range(sequences)]
       for name in STRATEGY_STATISTICS:
@@ -136,7 +136,7 @@ class CopyTask:
     return out
 
 
-def _sequence_statistics(probed: dict, length: int) -> dict:
+def sequence_strategy_statistics(probed: dict, length: int) -> dict:
   """`STRATEGY_STATISTICS` of one copy sequence of `length` from
   `head_statistics.probe`'s arrays of one sequence (read_weights [T, R, N],
   write_weights [T, W, N], read_gate [T, R], ...; T = 2 length + 1)."""
