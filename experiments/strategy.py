@@ -25,7 +25,8 @@ _TABLE = flags.DEFINE_bool("table", True, "Print each run's per-seed table of st
 
 
 def _check_inputs(run_dirs) -> None:
-  """Every RUN_DIR, before jax loads: raises ValueError (one line)."""
+  """Every RUN_DIR, before anything is computed or written: raises
+  ValueError (one line)."""
   from ntm_jax.runs import rundir
   if not run_dirs:
     raise ValueError("usage: python -m experiments.strategy RUN_DIR [RUN_DIR ...]")
@@ -34,7 +35,9 @@ def _check_inputs(run_dirs) -> None:
       raise ValueError(f"RUN_DIR {run_dir} is not a directory")
     if not os.path.exists(rundir.config_path(run_dir)):
       raise ValueError(f"{run_dir} is not a run directory (no config.json)")
-    rundir.saved_config(run_dir)  # names config.json if it is broken
+    config = rundir.saved_config(run_dir)  # names config.json if it is broken
+    if not hasattr(config.make_task(), "strategy_statistics"):
+      raise ValueError(f"{run_dir}: task {config.task!r} has no strategy_statistics")
     if rundir.load_summary(run_dir) is None:
       raise ValueError(f"{run_dir} has not finished (no summary.json)")
     if not os.path.isdir(os.path.join(run_dir, "checkpoints")):

@@ -197,6 +197,17 @@ def test_the_copy_hook_on_a_random_model_gives_finite_documented_numbers(tiny_nt
   assert CopyTask(bits=3).strategy_statistics(lstm_params, lstm, 3, 6, 16, 2) == {}
 
 
+def test_a_padded_probe_is_the_unpadded_run_cut_to_its_steps(tiny_ntm):
+  params = _init(jax.random.PRNGKey(0), tiny_ntm)
+  padded = hs.probe(params, tiny_ntm, CopyTask(bits=3), 3, 16, sequences=2, pad_to=6)
+  assert padded["read_weights"].shape == (2, 7, 1, 16)
+  logits, trace = ntm_jax.apply(params, padded["inputs"], tiny_ntm, memory_size=16,
+                                return_trace=True)
+  np.testing.assert_allclose(padded["logits"], logits, atol=1e-5)
+  np.testing.assert_allclose(padded["read_weights"], trace["read_weights"], atol=1e-5)
+  np.testing.assert_allclose(padded["write_gate"], trace["write_addressing"].gate, atol=1e-5)
+
+
 def test_the_shipped_copy_model_copies_length_120_by_location():
   """The pretrained seed copies length 120 without an error: its read head
   must be on every vector's row, and its write head step a row at a time."""
@@ -278,9 +289,17 @@ def test_bad_run_dirs_are_refused_in_one_line(tmp_path, tiny_run_dir):
   (tmp_path / "empty").mkdir()
   unfinished = shutil.copytree(tiny_run_dir, str(tmp_path / "unfinished"),
                                ignore=shutil.ignore_patterns(".lock", "summary.json"))
+  other_task = shutil.copytree(tiny_run_dir, str(tmp_path / "other_task"),
+                               ignore=shutil.ignore_patterns(".lock", "checkpoints", "plots"))
+  with open(os.path.join(other_task, "config.json")) as f:
+    config = json.load(f)
+  config.update(task="repeat_copy", task_options={})
+  with open(os.path.join(other_task, "config.json"), "w") as f:
+    json.dump(config, f)
   for run_dir, message in ((str(tmp_path / "missing"), "is not a directory"),
                            (str(tmp_path / "empty"), "is not a run directory"),
-                           (unfinished, "has not finished")):
+                           (unfinished, "has not finished"),
+                           (other_task, "task 'repeat_copy' has no strategy_statistics")):
     with pytest.raises(ValueError, match=message) as error:
       command._check_inputs([run_dir])
     assert "\n" not in str(error.value)

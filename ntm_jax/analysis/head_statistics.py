@@ -13,6 +13,7 @@ This module imports nothing of ntm_jax but the public `ntm_jax.apply`, so
 a task's module can use it (tasks sit below models and analysis).
 """
 import functools
+from typing import Optional
 
 import jax
 import numpy as np
@@ -103,8 +104,8 @@ def _traced_apply(model_config, memory_size: int):
 
 
 def probe(params, model_config, task, length: int, memory_size: int, sequences: int = 8,
-          rng=None) -> dict:
-  """One model on `sequences` fresh sequences of exactly `length` (no padding).
+          rng=None, pad_to: Optional[int] = None) -> dict:
+  """One model on `sequences` fresh sequences of `length`.
 
   Args:
     params, model_config: one model (one seed's params, no seed axis).
@@ -113,6 +114,9 @@ def probe(params, model_config, task, length: int, memory_size: int, sequences: 
     sequences: B, how many.
     rng: PRNG key (default PRNGKey(0)); the sequences of a length come from
       `fold_in(rng, length)`, so every seed sees the same ones.
+    pad_to: None, or a max_length >= length to pad the sequences to, so that
+      probes of several lengths share one compiled program (a model is
+      causal: a sequence's own steps do not see the padding after them).
 
   Returns:
     numpy arrays, batch first: "inputs" [B, T, I], "targets" [B, T, O],
@@ -120,11 +124,11 @@ def probe(params, model_config, task, length: int, memory_size: int, sequences: 
     "read_weights" [B, T, R, N], "write_weights" [B, T, W, N], and per head
     kind ("read_" / "write_") "gate", "key_strength", "sharpening" [B, T, H]
     and "shift_weights" [B, T, H, 2k+1]. Without heads (the LSTM) only the
-    first four.
+    first four. T = task.sequence_steps(length): the padding is cut off.
   """
   rng = jax.random.PRNGKey(0) if rng is None else rng
   inputs, targets, mask = task.sample(jax.random.fold_in(rng, length), sequences, length,
-                                      length)
+                                      length if pad_to is None else pad_to)
   logits, trace = _traced_apply(model_config, memory_size)(params, inputs)
   out = {"inputs": inputs, "targets": targets, "mask": mask, "logits": logits}
   if trace:
@@ -133,4 +137,5 @@ def probe(params, model_config, task, length: int, memory_size: int, sequences: 
       head = trace[f"{kind}_addressing"]
       for field in ("gate", "key_strength", "sharpening", "shift_weights"):
         out[f"{kind}_{field}"] = getattr(head, field)
-  return {name: np.asarray(value) for name, value in out.items()}
+  steps = task.sequence_steps(length)
+  return {name: np.asarray(value)[:, :steps] for name, value in out.items()}

@@ -124,8 +124,9 @@ class CopyTask:
     memory_size = max(memory_size, self.memory_needed(long_length))
     out = {}
     for length, suffix in ((train_length, "_train"), (long_length, f"_L{long_length}")):
+      # Both lengths padded to the longer: one compiled program serves them.
       probed = head_statistics.probe(params, model_config, self, length, memory_size,
-                                     sequences, rng)
+                                     sequences, rng, pad_to=max(train_length, long_length))
       if "read_weights" not in probed:
         return {}
       per_sequence = [sequence_strategy_statistics(
