@@ -166,7 +166,8 @@ def test_invalid_lstm_config_raises_value_error(kw):
 def test_apply_output_and_trace_shapes(eager_run):
   out, trace = eager_run
   assert out.shape == (B, T, 2)
-  assert set(trace) == {"read_weights", "write_weights", "memory"}
+  assert set(trace) == {"read_weights", "write_weights", "read_addressing",
+                        "write_addressing", "memory"}
   assert trace["read_weights"].shape == (B, T, 1, 8)
   assert trace["write_weights"].shape == (B, T, 1, 8)
   assert trace["memory"].shape == (B, T, 8, 4)
@@ -179,8 +180,31 @@ def test_trace_is_none_without_return_trace_and_has_no_memory_by_default(params,
   # Shapes only (no compilation) for the trace without memory.
   _, trace = jax.eval_shape(
       functools.partial(ntm_jax.apply, config=CFG, return_trace=True), params, inputs)
-  assert set(trace) == {"read_weights", "write_weights"}
+  assert set(trace) == {"read_weights", "write_weights", "read_addressing",
+                        "write_addressing"}
   assert trace["read_weights"].shape == (B, T, 1, 8)
+  assert trace["read_addressing"].gate.shape == (B, T, 1)
+  assert trace["write_addressing"].shift_weights.shape == (B, T, 1, CFG.shift_range)
+
+
+def test_traced_head_outputs_reproduce_the_traced_weightings(eager_run):
+  """Figure 2 run by hand on the traced key, beta, g, shifts and gamma gives
+  the traced weightings: the addressing trace is the one each step used."""
+  _, trace = eager_run
+  memory = np.asarray(trace["memory"])  # after each step's write
+  for name, memory_at in (("write", lambda b, t: memory[b, t - 1] if t else None),
+                          ("read", lambda b, t: memory[b, t])):
+    head, weights = trace[f"{name}_addressing"], np.asarray(trace[f"{name}_weights"])
+    for b in range(B):
+      for t in range(1, T):  # step 0's previous weighting and memory are the initial ones
+        w = ntm_jax.addressing.address(
+            memory_at(b, t), weights[b, t - 1, 0], head.key[b, t, 0],
+            head.key_strength[b, t, 0], head.gate[b, t, 0], head.shift_weights[b, t, 0],
+            head.sharpening[b, t, 0])
+        np.testing.assert_allclose(w, weights[b, t, 0], atol=1e-5)
+  assert np.all((np.asarray(trace["read_addressing"].gate) >= 0)
+                & (np.asarray(trace["read_addressing"].gate) <= 1))
+  assert np.all(np.asarray(trace["read_addressing"].sharpening) >= 1)
 
 
 def test_trace_weightings_are_distributions(eager_run):

@@ -141,7 +141,10 @@ def apply(params, inputs: jax.Array, config,
   Returns:
     (logits [B, T, output_size], trace). trace is None unless return_trace;
     then a dict with "read_weights" [B, T, R, N], "write_weights"
-    [B, T, W, N] and, with trace_memory, "memory" [B, T, N, M].
+    [B, T, W, N], "read_addressing" and "write_addressing" (each a
+    `heads.Addressing` of the step's constrained head outputs: key
+    [B, T, H, M], key_strength, gate and sharpening [B, T, H], shift_weights
+    [B, T, H, 2k+1]) and, with trace_memory, "memory" [B, T, N, M].
   """
   if inputs.ndim != 3 or inputs.shape[-1] != config.input_size:
     raise ValueError(f"inputs must be [batch, time, {config.input_size}], "

@@ -54,7 +54,12 @@ def memory_step(config: NTMConfig, state: NTMState, raw_heads: jax.Array):
       config, carry, raw_heads)
   new_state = NTMState(columns, read_weights, write_weights, read_vectors,
                        state.controller)
+  # The constrained head outputs (key, beta, g, shifts, gamma), so an
+  # inspection can tell content from location addressing. `step` computes
+  # them too; XLA merges the two, and drops them when no trace is returned.
+  read_head, write_head, _ = heads.split_head_outputs(raw_heads, config)
   trace = {"read_weights": read_weights, "write_weights": write_weights,
+           "read_addressing": read_head, "write_addressing": write_head,
            "memory": columns.T}  # [N, M], the paper's layout
   return new_state, trace
 
