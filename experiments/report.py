@@ -61,17 +61,29 @@ def _command(provenance: dict) -> str:
   return " ".join([head] + [shlex.quote(a) for a in argv[1:]])
 
 
-def _stage(run_dir: str, config: dict, summary: dict) -> dict:
-  provenance = config.get("provenance", {})
-  finished = os.path.getmtime(os.path.join(run_dir, "summary.json"))
-  return {"command": _command(provenance),
-          "commit": ((provenance.get("git") or {}).get("commit") or "?")[:7],
-          "dirty": (provenance.get("git") or {}).get("dirty"),
-          "finished": datetime.datetime.fromtimestamp(
-              finished, datetime.timezone.utc).strftime("%Y-%m-%d"),
-          "steps": config["train"]["steps"],
-          "wall_s": round(summary["timing"]["wall_s"]),
+def _stage(provenance: dict) -> dict:
+  git = provenance.get("git") or {}
+  return {"command": _command(provenance), "commit": (git.get("commit") or "?")[:7],
+          "dirty": git.get("dirty"), "finished": None, "steps": None, "wall_s": None,
           "xla_flags": provenance.get("xla_flags", "")}
+
+
+def _stages(run_dir: str, config: dict, summary: dict, recorded: list) -> list:
+  """One stage per process that trained the run (config.json's provenance,
+  oldest first); the last is the one that wrote summary.json. A stage
+  recorded before (an earlier `--add` of the same run) keeps its steps, date
+  and wall time; a stage stopped before it finished has none."""
+  provenance = config.get("provenance", {})
+  chain = [_stage(p) for p in provenance.get("earlier", []) + [provenance]]
+  for stage, before in zip(chain, recorded):
+    if before["command"] == stage["command"]:
+      stage.update({k: before[k] for k in ("finished", "steps", "wall_s")})
+  finished = os.path.getmtime(os.path.join(run_dir, "summary.json"))
+  chain[-1].update(
+      finished=datetime.datetime.fromtimestamp(
+          finished, datetime.timezone.utc).strftime("%Y-%m-%d"),
+      steps=config["train"]["steps"], wall_s=round(summary["timing"]["wall_s"]))
+  return chain
 
 
 def add(run_dir: str, dest: str, note: str = "") -> dict:
@@ -81,11 +93,9 @@ def add(run_dir: str, dest: str, note: str = "") -> dict:
       raise ValueError(f"{run_dir} has no {name} (not a finished run directory)")
   config = _load(os.path.join(run_dir, "config.json"))
   summary = _load(os.path.join(run_dir, "summary.json"))
-  stage = _stage(run_dir, config, summary)
   record_path = os.path.join(dest, "record.json")
-  stages = []
-  if os.path.exists(record_path):
-    stages = [s for s in _load(record_path)["stages"] if s["steps"] < stage["steps"]]
+  recorded = _load(record_path) if os.path.exists(record_path) else {}
+  stages = _stages(run_dir, config, summary, recorded.get("stages", []))
   os.makedirs(dest, exist_ok=True)
   for name in ("config.json", "summary.json"):
     shutil.copyfile(os.path.join(run_dir, name), os.path.join(dest, name))
@@ -96,7 +106,7 @@ def add(run_dir: str, dest: str, note: str = "") -> dict:
         row = json.loads(line)
         out.write(json.dumps({k: v for k, v in row.items()
                               if k == "step" or k.startswith("eval_")}) + "\n")
-  record = {"note": note, "stages": stages + [stage]}
+  record = {"note": note or recorded.get("note", ""), "stages": stages}
   _write_json(record_path, record)
   return record
 
@@ -127,11 +137,13 @@ def _per_length(seeds, key, lengths, variant=None):
 
 def _recorded(record: dict) -> str:
   stages = record["stages"]
-  wall = sum(s["wall_s"] or 0 for s in stages)
-  dates = sorted({s["finished"] for s in stages})
+  wall = f"{sum(s['wall_s'] or 0 for s in stages):,} s"
+  if any(s["wall_s"] is None for s in stages):
+    wall += " (+ stages whose wall time was not recorded)"
+  dates = sorted({s["finished"] for s in stages if s["finished"]})
   commits = ", ".join(dict.fromkeys(s["commit"] + ("+" if s["dirty"] else "")
                                     for s in stages))
-  return f"{' to '.join([dates[0], dates[-1]] if len(dates) > 1 else dates)}, {commits}, {wall:,} s"
+  return f"{' to '.join([dates[0], dates[-1]] if len(dates) > 1 else dates)}, {commits}, {wall}"
 
 
 def _commands(record: dict) -> str:

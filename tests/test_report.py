@@ -103,14 +103,29 @@ def test_recording_a_run_keeps_its_evaluations_for_compare(tiny_run_dir, tmp_pat
   assert [r["step"] for r in rows] == [50, 100, 150, 200]  # one per evaluation
   assert all(set(r) >= {"step", "eval_loss", "eval_bit_errors"} for r in rows)
   assert compare.eval_curve(dest) == compare.eval_curve(tiny_run_dir)
-  # Recorded again after a longer stage: the earlier stage is kept.
-  with open(os.path.join(dest, "record.json")) as f:
-    saved = json.load(f)
-  saved["stages"][0]["steps"] = 100
-  with open(os.path.join(dest, "record.json"), "w") as f:
-    json.dump(saved, f)
-  again = report.add(tiny_run_dir, dest)
-  assert [s["steps"] for s in again["stages"]] == [100, 200]
+
+
+def test_a_resumed_run_records_each_stage(tiny_run_dir, tmp_path):
+  run_dir = str(tmp_path / "run")
+  shutil.copytree(tiny_run_dir, run_dir)
+  with open(os.path.join(run_dir, "config.json")) as f:
+    config = json.load(f)
+  first = dict(config["provenance"], argv=["/x/experiments/copy.py", "--steps", "100"])
+  config["provenance"]["earlier"] = [first]
+  with open(os.path.join(run_dir, "config.json"), "w") as f:
+    json.dump(config, f)
+  dest = str(tmp_path / "copy" / "tiny")
+  os.makedirs(dest)
+  with open(os.path.join(dest, "record.json"), "w") as f:  # the first stage, recorded then
+    json.dump({"note": "kept", "stages": [
+        {"command": "python -m experiments.copy --steps 100", "finished": "2026-12-01",
+         "steps": 100, "wall_s": 5}]}, f)
+  record = report.add(run_dir, dest)
+  assert record["note"] == "kept"
+  assert [(s["command"].split(" --")[0], s["steps"]) for s in record["stages"]] == [
+      ("python -m experiments.copy", 100), (record["stages"][1]["command"].split(" --")[0], 200)]
+  assert record["stages"][0]["wall_s"] == 5 and record["stages"][0]["finished"] == "2026-12-01"
+  assert report._recorded(record).endswith(f"{5 + record['stages'][1]['wall_s']:,} s")
 
 
 def test_recording_a_directory_that_is_not_a_run_is_refused(tmp_path):
