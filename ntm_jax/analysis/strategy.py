@@ -10,72 +10,42 @@ task's: `ntm_jax.tasks.copy`); its keys end in "_train" (probed at the
 training length) or f"_L{long_length}". Nothing here knows a task's
 statistics: a new task adds its own through its class.
 """
-import math
 from typing import Optional
 
 import numpy as np
 
 from ntm_jax.runs import checkpoints
+from ntm_jax.runs.seed_statistics import (  # noqa: F401  (re-exported)
+    LONG_LENGTH, PROBE_SEQUENCES, _json_number, probe_settings)
+from ntm_jax.runs import seed_statistics as _seed_statistics
 
-# The long length probed, and whose test bit errors say whether a seed fails.
-LONG_LENGTH = 120
-# Probe sequences per length: a few suffice, a statistic is a mean over steps.
-PROBE_SEQUENCES = 8
 # A seed fails the long length at >= 1 bit error per sequence (the
 # project's "seeds under 1 bit error" count).
 FAIL_BIT_ERRORS = 1.0
 
 
-def probe_settings(config, task) -> dict:
-  """The hook's keyword arguments for a run's `ExperimentConfig`: the
-  longest training length, LONG_LENGTH, and the run's test memory (else its
-  training rows, else 128) raised to what LONG_LENGTH needs."""
-  rows = config.train.test_memory_size or getattr(config.model, "memory_rows", None) or 128
-  return {"train_length": config.train.max_length, "long_length": LONG_LENGTH,
-          "memory_size": max(rows, task.memory_needed(LONG_LENGTH)),
-          "sequences": PROBE_SEQUENCES}
-
-
-def _json_number(x) -> Optional[float]:
-  x = float(x)
-  return round(x, 5) if math.isfinite(x) else None
-
-
 def seed_statistics(config, states, task=None) -> Optional[list]:
-  """Every seed's strategy statistics on its reported (best) parameters.
-
-  What the engine calls at the end of a run; each dict goes into that
-  seed's entry of summary.json.
-
-  Args:
-    config: the run's ExperimentConfig.
-    states: the stacked TrainState, seeds first (host or device arrays, no
-      padding seeds: `checkpoints.load_run`'s, or the engine's final ones).
-    task: the task object (default: `config.make_task()`).
-
-  Returns:
-    None if the task has no `strategy_statistics`; else a list over the
-    config's seeds of {name: float, or None where not finite}, each {} for a
-    model without heads.
-  """
+  """`ntm_jax.runs.seed_statistics.seed_statistics` of stacked TrainStates
+  (`checkpoints.load_run`'s, or the engine's final ones), task defaulting
+  to `config.make_task()`."""
   task = config.make_task() if task is None else task
-  hook = getattr(task, "strategy_statistics", None)
-  if hook is None:
+  if not hasattr(task, "strategy_statistics"):
     return None
-  settings = probe_settings(config, task)
-  return [{name: _json_number(value) for name, value in
-           hook(checkpoints.seed_params(states, i), config.model, **settings).items()}
-          for i in range(config.train.seeds)]
+  return _seed_statistics.seed_statistics(config, states.best_params, task)
 
 
 def run_statistics(run_dir: str) -> dict:
-  """{seed index: statistics} of a finished run directory (its summary.json
-  says which parameters were reported: each seed's best, which the latest
-  checkpoint holds). ValueError (one line) for a run without summary.json
-  or checkpoints, or whose task has no statistics."""
+  """{seed index: statistics} of a finished run directory: summary.json's
+  per-seed "strategy" where the run recorded it, else probed from the
+  latest checkpoint (each seed's best parameters, which summary.json
+  reports). ValueError (one line) for a run without summary.json or
+  checkpoints, or whose task has no statistics."""
   config = checkpoints.load_config(run_dir)
-  if checkpoints.load_summary(run_dir) is None:
+  summary = checkpoints.load_summary(run_dir)
+  if summary is None:
     raise ValueError(f"{run_dir} has not finished (no summary.json)")
+  if all("strategy" in seed for seed in summary["seeds"]):
+    return {i: seed["strategy"] for i, seed in enumerate(summary["seeds"])}
   _, states = checkpoints.load_run(run_dir)
   stats = seed_statistics(config, states)
   if stats is None:
