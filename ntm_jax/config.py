@@ -148,6 +148,9 @@ class TrainConfig:
   rmsprop_momentum: float = setting(0.9, "RMSProp momentum.")
   rmsprop_decay: float = setting(0.95, "RMSProp decay of the squared-gradient averages.")
   clip_norm: float = setting(10.0, "Clip gradients by this global norm.")
+  clip_value: float = setting(
+      0.0, "Before the global-norm clip, clip each gradient element to [-v, v] (the "
+      "paper's per-element clipping; 0: off).")
   min_length: int = setting(1, "Shortest training length.")
   max_length: int = setting(20, "Longest training length.")
   max_length_while_converged: int = setting(
@@ -189,6 +192,7 @@ class TrainConfig:
     _check(0 <= self.lr_after_converged <= 1,
            f"lr_after_converged must be in [0, 1], got {self.lr_after_converged}")
     _check(self.clip_norm > 0, f"clip_norm must be > 0, got {self.clip_norm}")
+    _check(self.clip_value >= 0, f"clip_value must be >= 0 (0: off), got {self.clip_value}")
     _check(self.restore_best_on_collapse or not self.restore_optimizer_state,
            "restore_optimizer_state needs restore_best_on_collapse")
     _check(0 <= self.average_while_converged < 1,

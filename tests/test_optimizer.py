@@ -146,3 +146,46 @@ def test_a_run_with_every_converged_seed_option_resumes_and_reports_skipped_step
   resumed = engine.run(config, resumed_dir, resume=True, resume_steps=200, progress=False,
                        log=lambda *_: None)
   assert resumed["seeds"] == seeds
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_clip_value_clips_each_element_before_the_global_norm(optimizer):
+  """With clip_value v the optimizer does to g what clip_value 0 does to
+  NumPy's clip(g, -v, v), over three steps (so the optimizer state sees the
+  clipped gradients too); a v above every element changes nothing."""
+  gradients = [{"a": np.array([30.0, -0.5, 3.0], np.float32),
+                "b": np.array([[-12.0, 0.25]], np.float32)},
+               {"a": np.array([-4.0, 11.0, 0.1], np.float32),
+                "b": np.array([[2.0, -40.0]], np.float32)},
+               {"a": np.array([0.3, -0.2, 25.0], np.float32),
+                "b": np.array([[1.0, 1.0]], np.float32)}]
+  params = jax.tree_util.tree_map(np.zeros_like, gradients[0])
+
+  def updates(config, feed):
+    opt = optimizer_lib.make_optimizer(config)
+    state, out = opt.init(params), []
+    for g in feed:
+      u, state = opt.update(g, state, params, converged=False)
+      out.append(u)
+    return out
+
+  base = TrainConfig(optimizer=optimizer, clip_norm=1e6)
+  clipped = updates(dataclasses.replace(base, clip_value=10.0), gradients)
+  by_numpy = updates(base, [jax.tree_util.tree_map(lambda x: np.clip(x, -10, 10), g)
+                            for g in gradients])
+  unclipped = updates(base, gradients)
+  loose = updates(dataclasses.replace(base, clip_value=100.0), gradients)
+  for got, want, plain, same in zip(clipped, by_numpy, unclipped, loose):
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+      np.testing.assert_allclose(a, b, rtol=1e-6)
+    for a, b in zip(jax.tree_util.tree_leaves(same), jax.tree_util.tree_leaves(plain)):
+      np.testing.assert_array_equal(a, b)
+  # The clip matters here: elements over 10 change the later updates.
+  assert any(not np.allclose(a, b, rtol=1e-3)
+             for got, plain in zip(clipped, unclipped)
+             for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(plain)))
+
+
+def test_a_negative_clip_value_is_refused_in_one_line():
+  with pytest.raises(ValueError, match="clip_value must be >= 0"):
+    TrainConfig(clip_value=-1.0)

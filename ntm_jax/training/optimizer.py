@@ -17,6 +17,8 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformationExtraArgs
   """The update direction; the engine scales it by the seed's -learning_rate.
   Its update takes the extra argument `converged` (the seed's flag)."""
   clip = optax.clip_by_global_norm(config.clip_norm)
+  if config.clip_value > 0:  # per element first, as Graves et al. clip gradients
+    clip = optax.chain(optax.clip(config.clip_value), clip)
   if config.optimizer == "adam":
     optimizer = optax.chain(clip, optax.scale_by_adam())
   else:
