@@ -201,3 +201,12 @@ def test_the_engine_refuses_a_broken_task_before_compiling():
                             model=MODEL, train=FIVE)
   with pytest.raises(ValueError, match="gave inputs of shape"):
     engine.validate(config)
+
+
+def test_the_worked_example_task_passes(monkeypatch):
+  import os
+  from conftest import ROOT
+  monkeypatch.syspath_prepend(os.path.join(ROOT, "examples"))
+  from reverse_copy import ReverseCopyTask
+  task = ReverseCopyTask(bits=3)
+  contract.check_first_batch(task, TrainConfig(min_length=1, max_length=5, batch_size=4), MODEL)
