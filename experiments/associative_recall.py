@@ -10,11 +10,12 @@ time and has nowhere but memory to hold the rest, which is why the paper
 gave its feed-forward NTM 4 heads (`--controller ff --read_heads 4
 --write_heads 4 --controller_size 256` is the paper's).
 """
-from experiments import common
+from experiments import common, help_flags
 
 common.define_flags(min_length=2, max_length=6, test_lengths=(3, 6, 9, 12, 15, 20),
                     steps=6_000, learning_rate=1e-3, batch_size=4, controller="lstm",
                     seeds=8)
+help_flags.list_shared_flags()  # --help lists every flag, exits 0
 
 if __name__ == "__main__":
   common.main_for("associative_recall")

@@ -2,7 +2,7 @@
 
     python -m experiments.copy --seeds 30
 """
-from experiments import common
+from experiments import common, help_flags
 
 # The settings come from the generalisation study (RESULTS.md, "Copy:
 # generalisation to length 120"):
@@ -34,6 +34,7 @@ common.define_flags(max_length=20, test_lengths=(10, 20, 40, 60, 80, 100, 120),
                     steps=20_000, learning_rate=1e-3, batch_size=8, activation="tanh",
                     memory_rows=32, test_memory_size=128, eval_memory_size=128,
                     lr_after_converged=0.1, restore_best_on_collapse=True, test_batch=128)
+help_flags.list_shared_flags()  # --help lists every flag, exits 0
 
 if __name__ == "__main__":
   common.main_for("copy")

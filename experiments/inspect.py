@@ -1,13 +1,15 @@
 """Re-draw a trained model's pictures, from a run directory or a pretrained model.
 
-    python -m experiments.inspect RUN_DIR [--seed K] [--length L] [--memory_size N]
+    python -m experiments.inspect RUN_DIR [--seed K] [--length L] [--memory_size N] [--out_dir DIR]
     python -m experiments.inspect --pretrained copy [--length L] [--memory_size N] [--out_dir DIR]
 
 A run directory's PNGs go to RUN_DIR/plots/ (see
-`ntm_jax.analysis.inspection.write_run_plots`); a pretrained model's to --out_dir
-(default ./inspect_<task>/). Prints that seed's mean bit errors per sequence
-over 32 fresh sequences of the length, then one PNG path per line. No
-training: a few seconds, most of it compiling the model once.
+`ntm_jax.analysis.inspection.write_run_plots`), or to --out_dir (a run on
+storage that cannot be written); a pretrained model's to --out_dir (default
+./inspect_<task>/). Prints that seed's mean bit errors per sequence over 32
+fresh sequences of the length, then one PNG path per line; a memory smaller
+than the length needs gets one warning line first (on stderr). No training:
+a few seconds, most of it compiling the model once.
 """
 import os
 import sys
@@ -23,12 +25,18 @@ _LENGTH = flags.DEFINE_integer("length", None,
 _MEMORY = flags.DEFINE_integer(
     "memory_size", None, "Memory rows N at test time (default: the run's test memory, "
     "raised to what --length needs).")
-_OUT = flags.DEFINE_string("out_dir", None, "Where the PNGs go (--pretrained only; "
-                           "default ./inspect_<task>/).")
+_OUT = flags.DEFINE_string("out_dir", None, "Where the PNGs go (default: RUN_DIR/plots, "
+                           "or ./inspect_<task>/ for --pretrained).")
 
 
-def inspect_pretrained(task_name: str, length=None, memory_size=None, out_dir=None) -> dict:
-  """Draws a shipped model; returns draw_model's result plus "length"."""
+def _warn(line: str) -> None:
+  print(line, file=sys.stderr, flush=True)
+
+
+def inspect_pretrained(task_name: str, length=None, memory_size=None, out_dir=None,
+                       log=None) -> dict:
+  """Draws a shipped model; returns draw_model's result plus "length". `log`
+  gets a warning line when memory_size is too small for length."""
   import ntm_jax.analysis.inspection as inspection
   import ntm_jax.pretrained as pretrained
   from ntm_jax.tasks import make_task
@@ -39,6 +47,9 @@ def inspect_pretrained(task_name: str, length=None, memory_size=None, out_dir=No
   memory_size = inspection.memory_for(
       task, length, memory_size,
       info["train"].get("test_memory_size") or getattr(model_config, "memory_rows", None))
+  warning = inspection.memory_warning(task, length, memory_size)
+  if warning and log is not None:
+    log(warning)
   result = inspection.draw_model(model_config, params, task, length, memory_size,
                                  out_dir or f"inspect_{task_name}", tag=f"_L{length}",
                                  title=f"pretrained {task_name}")
@@ -63,9 +74,7 @@ def _check_inputs(argv) -> None:
     return
   if len(argv) != 2:
     raise ValueError("usage: python -m experiments.inspect RUN_DIR [--seed K] [--length L] "
-                     "[--memory_size N] | --pretrained TASK [--out_dir DIR]")
-  if _OUT.value:
-    raise ValueError("--out_dir applies to --pretrained; a run's plots go to RUN_DIR/plots")
+                     "[--memory_size N] [--out_dir DIR] | --pretrained TASK [--out_dir DIR]")
   run_dir = argv[1]
   if not os.path.isdir(run_dir):
     raise ValueError(f"RUN_DIR {run_dir} is not a directory")
@@ -76,7 +85,13 @@ def _check_inputs(argv) -> None:
     raise ValueError(f"--seed must be a seed index in [0, {seeds}), got {_SEED.value}")
   if not os.path.isdir(os.path.join(run_dir, "checkpoints")):
     raise ValueError(f"{run_dir} has no checkpoints yet: nothing to draw")
-  rundir.check_out_dir(os.path.join(run_dir, "plots"), flag="RUN_DIR's plots folder")
+  if _OUT.value:
+    rundir.check_out_dir(_OUT.value)
+    return
+  try:
+    rundir.check_out_dir(os.path.join(run_dir, "plots"), flag="RUN_DIR's plots folder")
+  except ValueError as error:
+    raise ValueError(f"{error}; pass --out_dir DIR to draw elsewhere") from None
 
 
 def main(argv):
@@ -86,10 +101,12 @@ def main(argv):
     _check_inputs(argv)
     import ntm_jax.analysis.inspection as inspection
     if _PRETRAINED.value:
-      result = inspect_pretrained(_PRETRAINED.value, _LENGTH.value, _MEMORY.value, _OUT.value)
+      result = inspect_pretrained(_PRETRAINED.value, _LENGTH.value, _MEMORY.value, _OUT.value,
+                                  log=_warn)
       what = f"pretrained {_PRETRAINED.value}"
     else:
-      result = inspection.write_run_plots(argv[1], _SEED.value, _LENGTH.value, _MEMORY.value)
+      result = inspection.write_run_plots(argv[1], _SEED.value, _LENGTH.value, _MEMORY.value,
+                                          out_dir=_OUT.value, log=_warn)
       what = f"seed index {result['seed']}"
   except ValueError as error:
     sys.exit(f"error: {error}")

@@ -10,7 +10,7 @@ repeats (--test_repeats).
 """
 from absl import flags
 
-from experiments import common
+from experiments import common, help_flags
 
 common.define_flags(max_length=10, test_lengths=(5, 10, 15, 20), steps=6_000,
                    learning_rate=1e-3, batch_size=4, activation="relu", seeds=8)
@@ -29,6 +29,7 @@ def task_options(f):
   return {"encoding": f.encoding, "min_repeats": f.min_repeats,
           "max_repeats": f.max_repeats, "test_repeats": test_repeats}
 
+help_flags.list_shared_flags()  # --help lists every flag, exits 0
 
 if __name__ == "__main__":
   common.main_for("repeat_copy", task_options)

@@ -12,11 +12,12 @@ working directory with the module on PYTHONPATH.
 """
 from absl import flags
 
-from experiments import common
+from experiments import common, help_flags
 
 flags.DEFINE_string("task", None, "A task name (copy, repeat_copy, associative_recall, "
                     "ngrams, priority_sort, dyck) or MODULE:CLASS of a task of your own.")
 common.define_flags()
+help_flags.list_shared_flags()  # --help lists every flag, exits 0
 
 if __name__ == "__main__":
   common.main_for(None)

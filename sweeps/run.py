@@ -3,12 +3,16 @@
     python -m sweeps.run sweeps/copy.yaml --trials 8 [--out_dir DIR] [--set steps=1000 ...]
 
 Reads the same YAML, draws trials (grid or random; bayes falls back to
-random), runs each trial as the YAML's command with the macros resolved the
-way `wandb agent` resolves them (`${args}` -> `--name=value`), plus
-`--out_dir=DIR/trial_NNN --wandb=off --progress=false`, then reads each
-trial's summary.json and ranks the trials by the YAML's metric (computed by
-`ntm_jax.runs.summary.sweep_metrics`, as the W&B logger does), printing the
-table and writing DIR/ranking.md and DIR/ranking.json.
+random), checks every trial's parameters against its experiment's flags
+(an unknown name or a value the flag cannot parse: one line naming the
+trial and parameter, nothing run), runs each trial as the YAML's command
+with the macros resolved the way `wandb agent` resolves them (`${args}` ->
+`--name=value`), plus `--out_dir=DIR/trial_NNN --wandb=off
+--progress=false`, then reads each trial's summary.json and ranks the
+trials by the YAML's metric (computed by `ntm_jax.runs.summary.sweep_metrics`,
+as the W&B logger does), printing the table and writing DIR/ranking.md and
+DIR/ranking.json. A failed trial's row says why (the last "error: ..." line
+of its log, or its exit code or signal), and the sweep then exits 1.
 """
 import argparse
 import datetime
@@ -164,6 +168,76 @@ def command(sweep: dict, parameters: dict) -> list:
   return resolved
 
 
+def _experiment(cmd: list):
+  """The `experiments.<name>` module a resolved command runs with `-m`, or
+  None (a program of its own: its flags are its business)."""
+  if "-m" in cmd[:-1] and cmd[cmd.index("-m") + 1].startswith("experiments."):
+    return cmd[cmd.index("-m") + 1]
+  return None
+
+
+def check_trials(drawn: list, commands: list) -> None:
+  """Every trial's parameters against its experiment's flags, before any
+  trial runs: ValueError (one line, naming the trial and the parameter) for
+  a name the experiment has no flag for, or a value its flag cannot parse."""
+  import copy
+  from absl import flags
+  from experiments import common
+  for i, (parameters, cmd) in enumerate(zip(drawn, commands)):
+    module = _experiment(cmd)
+    if module is None:
+      continue
+    try:
+      common.load_experiment(module)
+    except Exception as error:  # the experiment's own import: report it, run nothing
+      raise ValueError(f"trial {i}: cannot load {module} "
+                       f"({type(error).__name__}: {error})") from None
+    known = copy.deepcopy(flags.FLAGS)
+    known.unparse_flags()
+    for name in parameters:
+      if name not in known:
+        raise ValueError(f"trial {i}: parameter {name!r} is not a flag of {module}")
+    try:  # the whole command, the YAML's own fixed flags too
+      left = copy.deepcopy(known)([module] + cmd[cmd.index(module) + 1:])
+    except flags.Error as error:
+      whole = " ".join(str(error).split())
+    else:
+      if len(left) > 1:
+        raise ValueError(f"trial {i}: {module} takes no arguments, got {left[1:]}")
+      continue
+    for name, value in parameters.items():  # which parameter it was
+      try:
+        copy.deepcopy(known)([module, f"--{name}={value}"])
+      except flags.Error as error:
+        raise ValueError(f"trial {i}: parameter {name}={value}: "
+                         + " ".join(str(error).split())) from None
+    raise ValueError(f"trial {i}: the sweep's command: {whole}")
+
+
+def failure(returncode: int, log_path: str, summary_path: str):
+  """Why a trial failed, in one line, or None if it did not: the last
+  "error: ..." line of its log, else its exit code or signal."""
+  if returncode == 0:
+    return None if os.path.exists(summary_path) else "exit 0 without a summary.json"
+  reason = None
+  try:
+    with open(log_path, errors="replace") as f:
+      for line in f:
+        if line.startswith("error: "):
+          reason = line.strip()
+  except OSError:
+    pass
+  if reason:
+    return reason
+  if returncode < 0:
+    import signal
+    try:
+      return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+      return f"killed by signal {-returncode}"
+  return f"exit code {returncode}"
+
+
 def _parse_value(text: str):
   """`--set name=value`: a YAML scalar (1e-3, true, 20) or the raw text."""
   try:
@@ -188,7 +262,8 @@ def rank(results: list, metric: str, goal: str) -> list:
 
 
 def ranking_table(results: list, metric: str, columns: list) -> str:
-  """A Markdown table: rank, trial, the sweep metrics, then the parameters."""
+  """A Markdown table: rank, trial, the sweep metrics, the parameters, and
+  for a failed trial its one-line reason (`failure`)."""
   metric_names = [metric] + [m for m in ("converged_fraction", "median_steps_to_converge",
                                          "diverged_fraction", "under_1_bit_at_longest_fraction",
                                          "median_bits_at_longest") if m != metric]
@@ -198,11 +273,12 @@ def ranking_table(results: list, metric: str, columns: list) -> str:
     if isinstance(value, float):
       return f"{value:.4g}"
     return str(value)
-  lines = ["| rank | trial | " + " | ".join(metric_names + columns) + " |",
-           "|" + " --- |" * (2 + len(metric_names) + len(columns))]
+  lines = ["| rank | trial | " + " | ".join(metric_names + columns + ["failure"]) + " |",
+           "|" + " --- |" * (3 + len(metric_names) + len(columns))]
   for position, r in enumerate(results, 1):
+    reason = (r.get("failure") or "").replace("|", "\\|")
     cells = ([cell(r["metrics"].get(m)) for m in metric_names]
-             + [cell(r["parameters"].get(c)) for c in columns])
+             + [cell(r["parameters"].get(c)) for c in columns] + [reason])
     lines.append(f"| {position} | {r['trial']} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
@@ -247,6 +323,7 @@ def main(argv=None) -> list:
   drawn = [{**parameters, **overrides}
            for parameters in trials(sweep, options.trials, options.seed)]
   commands = [command(sweep, parameters) for parameters in drawn]  # macro errors now
+  check_trials(drawn, commands)  # every trial's flags, before the first one runs
   if not options.dry_run:
     rundir.check_out_dir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
@@ -264,14 +341,16 @@ def main(argv=None) -> list:
       returncode = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
     summary_path = os.path.join(trial_dir, "summary.json")
     metrics = {}
-    if returncode == 0 and os.path.exists(summary_path):
+    reason = failure(returncode, log_path, summary_path)
+    if reason is None:
       with open(summary_path) as f:
         metrics = sweep_metrics(json.load(f))
       print(f"trial {i}: {metric} = {metrics.get(metric)}", flush=True)
     else:
-      print(f"trial {i} failed (exit {returncode}); see {log_path}", flush=True)
+      print(f"trial {i} failed ({reason}); see {log_path}", flush=True)
     results.append({"trial": i, metric: metrics.get(metric), "metrics": metrics,
-                    "parameters": parameters, "dir": trial_dir, "returncode": returncode})
+                    "parameters": parameters, "dir": trial_dir, "returncode": returncode,
+                    "failure": reason})
   if options.dry_run:
     return []
 
@@ -291,6 +370,10 @@ def main(argv=None) -> list:
                "fixed": fixed, "trials": results}, f, indent=2)
   print(table)
   print(f"ranking written to {os.path.join(out_dir, 'ranking.md')}")
+  failed = [r for r in results if r["failure"]]
+  if failed:
+    print(f"{len(failed)} of {len(results)} trials failed: "
+          + ", ".join(str(r["trial"]) for r in sorted(failed, key=lambda r: r["trial"])))
   return results
 
 
@@ -299,5 +382,5 @@ if __name__ == "__main__":
     ran = main()
   except ValueError as error:
     sys.exit(f"error: {error}")
-  # Non-zero when trials ran and not one of them produced a summary.
-  sys.exit(1 if ran and all(not r["metrics"] for r in ran) else 0)
+  # Non-zero when any trial failed (its reason is in the table).
+  sys.exit(1 if any(r["failure"] for r in ran) else 0)

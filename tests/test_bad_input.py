@@ -38,6 +38,10 @@ def workspace(tmp_path_factory):
   (ws / "nocommand.yaml").write_text(json.dumps({k: v for k, v in sweep.items()
                                                  if k != "command"}))
   (ws / "badmethod.yaml").write_text(json.dumps({**sweep, "method": "hyperband"}))
+  (ws / "unknownparameter.yaml").write_text(json.dumps(
+      {**sweep, "parameters": {"lr": {"values": [0.001]}, "batch_sise": {"value": 4}}}))
+  (ws / "badvalue.yaml").write_text(json.dumps(
+      {**sweep, "parameters": {"batch_size": {"values": [4, "four"]}}}))
   return ws
 
 
@@ -139,6 +143,12 @@ CASES = [
      "afile"),
     ("sweep_bad_set", ["-m", "sweeps.run", "{ws}/ok.yaml", "--set=lr", f"--out_dir={FRESH}"],
      "--set"),
+    ("sweep_unknown_parameter", ["-m", "sweeps.run", "{ws}/unknownparameter.yaml",
+                                 f"--out_dir={FRESH}"], "trial 0: parameter 'batch_sise'"),
+    ("sweep_badly_typed_value", ["-m", "sweeps.run", "{ws}/badvalue.yaml", "--trials=2",
+                                 f"--out_dir={FRESH}"], "parameter batch_size=four"),
+    ("sweep_set_unknown_flag", ["-m", "sweeps.run", "{ws}/ok.yaml", "--set=step=5",
+                                f"--out_dir={FRESH}"], "parameter 'step'"),
 ]
 
 

@@ -218,3 +218,101 @@ def test_inspect_pretrained_copy_draws_without_training(tmp_path):
   assert float(lines[0].split(": ")[1].split()[0]) < 1.0
   assert lines[1:] == [str(tmp_path / "heads_L20.png"), str(tmp_path / "memory_L20.png")]
   assert _png_size(lines[1]) == HEADS_PX
+
+
+# Too little memory, and pictures drawn elsewhere (issue 29) ----------------------
+
+
+def _tree(root) -> dict:
+  """path -> (size, mtime) of everything under root."""
+  found = {}
+  for folder, dirs, files in os.walk(root):
+    for name in dirs + files:
+      info = os.stat(os.path.join(folder, name))
+      found[os.path.relpath(os.path.join(folder, name), root)] = (info.st_size,
+                                                                  info.st_mtime_ns)
+  return found
+
+
+def test_a_memory_smaller_than_the_length_needs_is_one_warning_line():
+  task = make_task("copy", bits=3)  # a sequence of length l writes l rows
+  line = inspection.memory_warning(task, 20, 8)
+  assert line == ("warning: memory_size 8 is smaller than the 20 rows a sequence of length 20 "
+                  "needs; the bit errors below count that shortage (--memory_size 20 or more "
+                  "to test the model)")
+  assert inspection.memory_warning(task, 20, 20) is None
+  assert inspection.memory_warning(task, 20, None) is None  # no memory (an LSTM)
+  # The defaults never fall short: memory_for raises them to what is needed.
+  assert inspection.memory_warning(task, 20, inspection.memory_for(task, 20, None, 8)) is None
+
+
+def test_write_run_plots_draws_into_out_dir_and_warns_before_drawing(run_copy, tmp_path):
+  before = _tree(run_copy)
+  lines = []
+  drawn = inspection.write_run_plots(run_copy, seed=0, length=20, memory_size=8,
+                                     out_dir=str(tmp_path / "pictures"), log=lines.append)
+  assert lines == [inspection.memory_warning(make_task("copy", bits=3), 20, 8)]
+  assert drawn["memory_size"] == 8 and drawn["length"] == 20
+  assert sorted(os.listdir(tmp_path / "pictures")) == sorted(
+      os.path.basename(p) for p in drawn["paths"])
+  assert {os.path.dirname(p) for p in drawn["paths"]} == {str(tmp_path / "pictures")}
+  assert len(drawn["paths"]) == 5
+  assert _tree(run_copy) == before  # nothing written into the run
+  # With enough memory, no warning.
+  quiet = []
+  inspection.write_run_plots(run_copy, seed=0, length=3, out_dir=str(tmp_path / "q"),
+                             log=quiet.append)
+  assert quiet == []
+
+
+@pytest.fixture
+def read_only_run(run_copy):
+  """The tiny run copy on storage nothing can write: its plots folder and
+  the run directory refuse new entries (chmod, or for root, which writes
+  through permission bits, the immutable attribute)."""
+  import subprocess
+  folders = [os.path.join(run_copy, "plots"), run_copy]
+  if os.geteuid() == 0:
+    made = [subprocess.run(["chattr", "+i", f], capture_output=True).returncode == 0
+            for f in folders]
+    undo = lambda: [subprocess.run(["chattr", "-i", f]) for f in folders]  # noqa: E731
+  else:
+    for f in folders:
+      os.chmod(f, 0o555)
+    made = [True]
+    undo = lambda: [os.chmod(f, 0o755) for f in folders]  # noqa: E731
+  try:
+    try:
+      open(os.path.join(run_copy, "plots", "probe"), "w").close()
+      writable = True
+    except OSError:
+      writable = False
+    if not all(made) or writable:
+      pytest.skip("cannot make a directory read-only here")
+    yield run_copy
+  finally:
+    undo()
+
+
+@pytest.mark.slow
+def test_inspect_cli_draws_a_read_only_run_into_out_dir(read_only_run, tmp_path):
+  run_dir = read_only_run
+  before = _tree(run_dir)
+  refused = run_python("-m", "experiments.inspect", run_dir, "--seed=0")
+  output = (refused.stdout + refused.stderr).strip()
+  assert refused.returncode != 0 and "\n" not in output and "Traceback" not in output
+  assert output.startswith("error: RUN_DIR's plots folder ") and output.endswith(
+      "; pass --out_dir DIR to draw elsewhere"), output
+  pictures = tmp_path / "pictures"
+  result = run_python("-m", "experiments.inspect", run_dir, "--seed=0", "--length=20",
+                      "--memory_size=8", f"--out_dir={pictures}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = result.stdout.strip().splitlines()
+  assert lines[0].startswith("seed index 0: ") and lines[0].endswith(
+      "bit errors per sequence at length 20, memory 8")
+  assert lines[1:] == [str(pictures / name) for name in (
+      "learning_curves.png", "steps_to_converge.png", "generalisation.png",
+      "heads_seed0_L20_N8.png", "memory_seed0_L20_N8.png")]
+  warnings = [l for l in result.stderr.splitlines() if l.startswith("warning: ")]
+  assert warnings == [inspection.memory_warning(make_task("copy", bits=3), 20, 8)]
+  assert _tree(run_dir) == before

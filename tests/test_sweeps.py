@@ -14,6 +14,7 @@ from absl.testing import flagsaver
 from ntm_jax.runs.summary import sweep_metrics
 from experiments import common
 from sweeps import run as sweep_run
+from conftest import run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # sweeps/<experiment>.yaml: each experiment's broad sweep, shipped with the
@@ -216,7 +217,14 @@ _FAKE_EXPERIMENT = textwrap.dedent("""
     args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
     converged, seeds = int(args["converged"]), int(args["seeds"])
     assert args["wandb"] == "off" and args["progress"] == "false"
+    if converged == -2:  # dies without a word
+      import signal
+      os.kill(os.getpid(), signal.SIGKILL)
+    if converged == -3:
+      print("error: a first complaint")
+      sys.exit(3)
     if converged < 0:
+      print("warming up")
       sys.exit("error: this trial fails")
     os.makedirs(args["out_dir"])
     summary = {"aggregate": {"seeds": seeds, "converged": converged, "diverged": 0,
@@ -228,12 +236,12 @@ _FAKE_EXPERIMENT = textwrap.dedent("""
 """)
 
 
-def _fake_sweep(tmp_path, goal, metric):
+def _fake_sweep(tmp_path, goal, metric, converged=(1, -1, 4, 0, 2)):
   script = tmp_path / "fake_experiment.py"
   script.write_text(_FAKE_EXPERIMENT)
   sweep = {"program": str(script), "method": "grid",
            "metric": {"name": metric, "goal": goal},
-           "parameters": {"converged": {"values": [1, -1, 4, 0, 2]}, "seeds": {"value": 4}},
+           "parameters": {"converged": {"values": list(converged)}, "seeds": {"value": 4}},
            "command": ["${env}", "${interpreter}", "${program}", "${args}", "--wandb=online"]}
   path = tmp_path / "fake.yaml"
   path.write_text(json.dumps(sweep))  # JSON is YAML
@@ -261,6 +269,89 @@ def test_the_runner_ranks_trials_by_the_metric_failures_last(tmp_path, goal, met
   rows = [line for line in (out_dir / "ranking.md").read_text().splitlines()
           if line.startswith("| ") and line[2].isdigit()]
   assert [int(row.split("|")[2]) for row in rows] == order
+  # The failed trial's row ends with its reason; the others' reason is empty.
+  assert [row.split("|")[-2].strip() for row in rows] == [""] * 4 + ["error: this trial fails"]
+
+
+def _rows(text: str) -> dict:
+  """trial -> its cells, from a printed ranking table."""
+  rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+  return {int(row.split("|")[2]): [c.strip() for c in row.split("|")[1:-1]] for row in rows}
+
+
+@pytest.mark.slow
+def test_a_sweep_with_failed_trials_exits_1_and_its_table_says_why(tmp_path):
+  sweep = _fake_sweep(tmp_path, "maximize", "converged_fraction", converged=(2, -1, -2, -3, 1))
+  result = run_python("-m", "sweeps.run", sweep, "--trials=9", f"--out_dir={tmp_path / 's'}")
+  assert result.returncode == 1, result.stdout + result.stderr
+  rows = _rows(result.stdout)
+  assert list(rows) == [0, 4, 1, 2, 3]  # ranked; the failures last, in trial order
+  assert {t: cells[-1] for t, cells in rows.items()} == {
+      0: "", 4: "", 1: "error: this trial fails", 2: "killed by SIGKILL",
+      3: "error: a first complaint"}
+  assert "3 of 5 trials failed: 1, 2, 3" in result.stdout
+  ranking = json.loads((tmp_path / "s" / "ranking.json").read_text())
+  assert {t["trial"]: t["failure"] for t in ranking["trials"]}[2] == "killed by SIGKILL"
+  # Every trial fine: exit 0.
+  fine = _fake_sweep(tmp_path, "maximize", "converged_fraction", converged=(2, 1))
+  result = run_python("-m", "sweeps.run", fine, "--trials=9", f"--out_dir={tmp_path / 'f'}")
+  assert result.returncode == 0, result.stdout + result.stderr
+  assert "trials failed" not in result.stdout
+
+
+def test_a_failure_is_the_last_error_line_of_the_log_or_the_exit(tmp_path):
+  log, summary = tmp_path / "trial.log", tmp_path / "summary.json"
+  log.write_text("starting\nerror: the first\nTraceback ...\nerror: the last one\nbye\n")
+  assert sweep_run.failure(1, str(log), str(summary)) == "error: the last one"
+  log.write_text("no complaint at all\n")
+  assert sweep_run.failure(2, str(log), str(summary)) == "exit code 2"
+  assert sweep_run.failure(-15, str(log), str(summary)) == "killed by SIGTERM"
+  assert sweep_run.failure(-9, str(tmp_path / "missing.log"), str(summary)) == (
+      "killed by SIGKILL")
+  assert sweep_run.failure(0, str(log), str(summary)) == "exit 0 without a summary.json"
+  summary.write_text("{}")
+  assert sweep_run.failure(0, str(log), str(summary)) is None
+
+
+def _copy_sweep(tmp_path, parameters, extra=()):
+  path = tmp_path / "bad.yaml"
+  path.write_text(json.dumps({
+      "method": "grid", "metric": {"name": "converged_fraction"},
+      "parameters": parameters,
+      "command": ["${env}", "${interpreter}", "-m", "experiments.copy", "${args}", *extra]}))
+  return str(path)
+
+
+@pytest.mark.parametrize("parameters,extra,message", [
+    ({"batch_size": {"values": [4, "four"]}}, (),
+     "trial 1: parameter batch_size=four: flag --batch_size=four: invalid literal for int() "
+     "with base 10: 'four'"),
+    ({"lr": {"values": [1e-3]}, "batch_sise": {"value": 4}}, (),
+     "trial 0: parameter 'batch_sise' is not a flag of experiments.copy"),
+    ({"plots": {"values": [False, 3]}}, (),
+     "trial 1: parameter plots=3: flag --plots=3: ('Non-boolean argument to boolean flag', '3')"),
+    ({"seeds": {"values": [2, 2.5]}}, (), "trial 1: parameter seeds=2.5: "),
+    ({"seeds": {"value": 2}}, ("--progres=false",),
+     "trial 0: the sweep's command: Unknown command line flag 'progres'"),
+])
+def test_every_trial_is_checked_before_any_runs(tmp_path, monkeypatch, parameters, extra,
+                                               message):
+  monkeypatch.chdir(tmp_path)
+  sweep = _copy_sweep(tmp_path, parameters, extra)
+  out_dir = tmp_path / "sweep"
+  with pytest.raises(ValueError) as error:
+    sweep_run.main([sweep, "--trials=4", f"--out_dir={out_dir}"])
+  assert str(error.value).startswith(message), str(error.value)
+  assert "\n" not in str(error.value)
+  assert sorted(os.listdir(tmp_path)) == ["bad.yaml"]  # nothing run, nothing written
+
+
+def test_a_sound_sweep_passes_the_check(tmp_path, capsys):
+  sweep = _copy_sweep(tmp_path, {"batch_size": {"values": [2, 4]}, "plots": {"value": False},
+                                 "test_lengths": {"values": [[10, 20], [30]]},
+                                 "lr": {"value": 1e-3}})
+  sweep_run.main([sweep, "--trials=4", "--dry_run", "--set", "seeds=3"])
+  assert len([l for l in capsys.readouterr().out.splitlines() if l.startswith("trial ")]) == 4
 
 
 TINY = ["steps=100", "eval_every=50", "checkpoint_every=50", "seeds=2", "batch_size=2",
@@ -312,14 +403,15 @@ def test_a_set_parameter_leaves_the_grid_so_no_trial_repeats(tmp_path, capsys):
   sweep = tmp_path / "grid.yaml"
   sweep.write_text(json.dumps({
       "method": "grid", "metric": {"name": "converged_fraction"},
-      "parameters": {"a": {"values": [1, 2]}, "b": {"values": [10, 20]}},
+      "parameters": {"batch_size": {"values": [1, 2]}, "seeds": {"values": [10, 20]}},
       "command": ["${env}", "${interpreter}", "-m", "experiments.copy", "${args}"]}))
-  sweep_run.main([str(sweep), "--trials", "4", "--set", "b=30", "--dry_run"])
+  sweep_run.main([str(sweep), "--trials", "4", "--set", "seeds=30", "--dry_run"])
   lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("trial ")]
-  # Two trials, a = 1 and a = 2, both with b = 30: not four with two repeats.
+  # Two trials, batch_size 1 and 2, both with seeds = 30: not four with two repeats.
   assert len(lines) == 2
-  assert "--a=1" in lines[0] and "--a=2" in lines[1]
-  assert all("--b=30" in l and "--b=10" not in l and "--b=20" not in l for l in lines)
+  assert "--batch_size=1" in lines[0] and "--batch_size=2" in lines[1]
+  assert all("--seeds=30" in l and "--seeds=10" not in l and "--seeds=20" not in l
+             for l in lines)
 
 
 def test_a_study_screen_runs_from_sweeps_studies(tmp_path, capsys, monkeypatch):

@@ -191,6 +191,43 @@ def test_a_nan_evaluation_counts_as_above_and_never_becomes_best(one_state):
   assert math.isnan(float(state.last_eval))
 
 
+def test_an_evaluation_after_divergence_never_becomes_best(one_state):
+  """A seed frozen by a non-finite step keeps the best of its evaluations
+  before it: a later, lower evaluation of its frozen parameters changes
+  neither best_step, best_eval nor best_params."""
+  config = train.TrainConfig(converge_threshold=0.1, converge_patience=2)
+  template = one_state.params
+  state = _update_convergence(
+      one_state.replace(step=jnp.int32(100), params=_marked_params(template, 1.0)),
+      jnp.float32(3.0), config, jnp.float32(9.0))
+  assert int(state.best_step) == 100
+  state = state.replace(diverged=jnp.bool_(True), diverged_step=jnp.int32(106),
+                        step=jnp.int32(200), params=_marked_params(template, 2.0))
+  state = _update_convergence(state, jnp.float32(0.5), config, jnp.float32(1.0))
+  assert int(state.best_step) == 100 and float(state.best_eval) == 3.0
+  assert float(state.best_cost) == 9.0 and float(state.last_eval) == 0.5
+  for leaf in _leaves(state.best_params):
+    assert np.all(leaf == 1.0)
+  # The same evaluation of a healthy seed does become its best.
+  healthy = _update_convergence(state.replace(diverged=jnp.bool_(False)), jnp.float32(0.5),
+                                config, jnp.float32(1.0))
+  assert int(healthy.best_step) == 200
+
+
+def test_a_seed_diverged_before_its_first_evaluation_has_no_best_step(chunk, initial_states):
+  poisoned = initial_states.replace(
+      learning_rate=initial_states.learning_rate.at[1].set(jnp.inf))
+  states, _, eval_metrics = chunk(poisoned)
+  assert jax.device_get(states.diverged).tolist() == [False, True, False]
+  assert int(states.diverged_step[1]) == 0
+  # Its evaluation at step 5 was finite, and is still not its best.
+  assert np.isfinite(float(eval_metrics["eval_bit_errors"][1]))
+  assert jax.device_get(states.best_step).tolist() == [5, -1, 5]
+  assert not np.isfinite(float(states.best_eval[1]))
+  for best, init in zip(_leaves(states.best_params), _leaves(initial_states.params)):
+    np.testing.assert_array_equal(best[1], init[1])
+
+
 # TrainConfig validation ------------------------------------------------------
 
 

@@ -24,6 +24,20 @@ def memory_for(task, length: int, memory_size: Optional[int], default: Optional[
   return needed if default is None or default < needed else default
 
 
+def memory_warning(task, length: int, memory_size: Optional[int]) -> Optional[str]:
+  """One line when `memory_size` rows are fewer than a sequence of `length`
+  needs (`task.memory_needed`): its bit errors then measure the shortage,
+  not the model. None when they suffice or there is no memory."""
+  if memory_size is None:
+    return None
+  needed = task.memory_needed(length)
+  if memory_size >= needed:
+    return None
+  return (f"warning: memory_size {memory_size} is smaller than the {needed} rows a "
+          f"sequence of length {length} needs; the bit errors below count that shortage "
+          f"(--memory_size {needed} or more to test the model)")
+
+
 def draw_model(model_config, params, task, length: int, memory_size: Optional[int],
                out_dir: str, tag: str = "", rng=None, test_batch: int = 32,
                title: str = "") -> dict:
@@ -83,8 +97,9 @@ def draw_model(model_config, params, task, length: int, memory_size: Optional[in
 
 
 def write_run_plots(run_dir: str, seed: Optional[int] = None, length: Optional[int] = None,
-                    memory_size: Optional[int] = None) -> dict:
-  """All plots of a run into run_dir/plots/; returns what it drew.
+                    memory_size: Optional[int] = None, out_dir: Optional[str] = None,
+                    log=None) -> dict:
+  """All plots of a run into run_dir/plots/ (or `out_dir`); returns what it drew.
 
   Reads config.json, metrics.jsonl, summary.json (when the run finished) and
   the latest checkpoint. Writes learning_curves.png, steps_to_converge.png
@@ -99,6 +114,10 @@ def write_run_plots(run_dir: str, seed: Optional[int] = None, length: Optional[i
     length: test length (default: the longest training length).
     memory_size: memory rows at test time (default: the config's
       test_memory_size, else memory_rows, raised to what `length` needs).
+    out_dir: where the PNGs go (default: run_dir/plots; another folder
+      draws a run on storage that cannot be written).
+    log: if given, gets `memory_warning`'s line when memory_size is too
+      small for `length`, before anything is drawn.
 
   Returns:
     {"paths": [every PNG written], "seed": index, "length": L,
@@ -107,7 +126,7 @@ def write_run_plots(run_dir: str, seed: Optional[int] = None, length: Optional[i
   """
   config = checkpoints.load_config(run_dir)
   summary = checkpoints.load_summary(run_dir)
-  out_dir = os.path.join(run_dir, "plots")
+  out_dir = os.path.join(run_dir, "plots") if out_dir is None else out_dir
   t = config.train
   if seed is None:
     seed = checkpoints.best_seed(summary) if summary else 0
@@ -118,6 +137,9 @@ def write_run_plots(run_dir: str, seed: Optional[int] = None, length: Optional[i
   if models.get_model(config.model).memory_rows(config.model) is not None:
     memory_size = memory_for(task, length, memory_size,
                              t.test_memory_size or config.model.memory_rows)
+    warning = memory_warning(task, length, memory_size)
+    if warning and log is not None:
+      log(warning)
   _, states = checkpoints.load_run(run_dir)
   paths = []
   if summary is not None:

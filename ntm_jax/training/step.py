@@ -208,6 +208,7 @@ def _update_convergence(state: TrainState, eval_errors, config: TrainConfig,
   exactly 0 for many evaluations in a row, and keeping the latest of those
   let a seed sliding into a collapse replace good parameters with worse
   ones; the cost in bits is continuous and rises before errors appear.
+  An evaluation after the seed diverged is never its best.
   """
   eval_cost = eval_errors if eval_cost is None else eval_cost
   below = eval_errors < config.converge_threshold  # NaN compares False
@@ -219,7 +220,10 @@ def _update_convergence(state: TrainState, eval_errors, config: TrainConfig,
   loses = was_converged & (above_count >= config.converge_patience)
   converged_step = jnp.where(becomes, streak_start,
                              jnp.where(loses, -1, state.converged_step))
-  improved = jnp.isfinite(eval_errors) & jnp.isfinite(eval_cost) & (
+  # A diverged seed's evaluations judge the frozen parameters it had before
+  # its non-finite step; none of them is its best (its best_step stays at
+  # or before the divergence).
+  improved = ~state.diverged & jnp.isfinite(eval_errors) & jnp.isfinite(eval_cost) & (
       (eval_errors < state.best_eval)
       | ((eval_errors == state.best_eval) & (eval_cost < state.best_cost)))
   return state.replace(
