@@ -36,9 +36,8 @@ def inspect_pretrained(task_name: str, length=None, memory_size=None, out_dir=No
   info = pretrained.info(task_name)
   task = make_task(info["task"], **info["task_options"])
   length = length or info["train"]["max_length"]
-  memory_size = inspection.memory_for(
-      task, length, memory_size,
-      info["train"].get("test_memory_size") or getattr(model_config, "memory_rows", None))
+  memory_size = inspection.memory_for(task, length, memory_size, model_config,
+                                      info["train"].get("test_memory_size"))
   result = inspection.draw_model(model_config, params, task, length, memory_size,
                                  out_dir or f"inspect_{task_name}", tag=f"_L{length}",
                                  title=f"pretrained {task_name}")

@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from ntm_jax import models
 from ntm_jax.runs import checkpoints
 
 # The long length probed, and whose test bit errors say whether a seed fails.
@@ -30,9 +31,9 @@ def probe_settings(config, task) -> dict:
   """The hook's keyword arguments for a run's `ExperimentConfig`: the
   longest training length, LONG_LENGTH, and the run's test memory (else its
   training rows, else 128) raised to what LONG_LENGTH needs."""
-  rows = config.train.test_memory_size or getattr(config.model, "memory_rows", None) or 128
+  memory_size = models.memory_size_for(config.model, config.train.test_memory_size) or 128
   return {"train_length": config.train.max_length, "long_length": LONG_LENGTH,
-          "memory_size": max(rows, task.memory_needed(LONG_LENGTH)),
+          "memory_size": max(memory_size, task.memory_needed(LONG_LENGTH)),
           "sequences": PROBE_SEQUENCES}
 
 
