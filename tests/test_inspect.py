@@ -32,9 +32,10 @@ CURVES_PX, STEPS_PX, GENERALISATION_PX = (1000, 600), (1200, 500), (1000, 600)
 TINY_RUN = textwrap.dedent(f"""
     import sys
     from ntm_jax import NTMConfig
+    from ntm_jax.config import ExperimentConfig
     import ntm_jax.runs.engine as experiment
     import ntm_jax.training as train
-    config = experiment.ExperimentConfig(
+    config = ExperimentConfig(
         task="copy", task_options=(("bits", 3),),
         model=NTMConfig(input_size=4, output_size=3, controller_size=16, memory_rows=8,
                         memory_width=4),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
-from ntm_jax import LSTMConfig, NTMConfig
+from ntm_jax import ExperimentConfig, LSTMConfig, NTMConfig
 import ntm_jax.runs.engine as experiment
 import ntm_jax.training as train
 from ntm_jax.tasks import make_task
@@ -35,7 +35,7 @@ def _config(task_name, options, max_length, test_lengths, min_length, model_kind
   else:
     model = LSTMConfig(input_size=task.input_size, output_size=task.output_size,
                        size=8, layers=2)
-  return experiment.ExperimentConfig(
+  return ExperimentConfig(
       task=task_name, task_options=tuple(sorted(options.items())), model=model,
       train=train.TrainConfig(seeds=2, steps=4, batch_size=2, min_length=min_length,
                               max_length=max_length, eval_every=2, eval_batch=4,
