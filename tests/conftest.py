@@ -1,11 +1,12 @@
 """Shared test setup: strict numpy rank promotion, a fast hypothesis profile,
-tiny configs, one tiny trained run shared by every module, and a helper to
-run Python in a subprocess.
+tiny configs, one tiny trained run shared by every module, a helper to run
+Python in a subprocess, and one to load an experiment's flags in this one.
 
 Tiers: `python -m pytest -m "not slow" tests` is the fast tier; tests marked
 `slow` (pyproject.toml registers the marker: subprocesses, training runs of
 their own) run in the full suite.
 """
+import importlib
 import os
 import subprocess
 import sys
@@ -157,3 +158,27 @@ def run_python(*args, env=None, cwd=None, timeout=300, devices=None):
   return subprocess.run([sys.executable, *args], cwd=cwd or ROOT, env=full_env,
                         capture_output=True, text=True, timeout=timeout,
                         stdin=subprocess.DEVNULL)
+
+
+# Experiments in this process ----------------------------------------------------
+
+_loaded = []  # the experiment module whose flags absl's FLAGS holds now
+
+
+def load_experiment(name: str):
+  """Imports `experiments.<name>` with its own flag defaults, replacing the
+  flags another experiment defined in this process (absl defines flags once
+  per process, and the tests look at several experiments)."""
+  from absl import flags
+  module = name if name.startswith("experiments.") else f"experiments.{name}"
+  if _loaded == [module] and module in sys.modules:
+    return sys.modules[module]
+  for flag in list(flags.FLAGS):
+    if (flags.FLAGS.find_module_defining_flag(flag) or "").startswith("experiments."):
+      delattr(flags.FLAGS, flag)
+  for other in [m for m in sys.modules if m.startswith("experiments.")
+                and m not in ("experiments.common", "experiments.__init__")]:
+    del sys.modules[other]
+  loaded = importlib.import_module(module)
+  _loaded[:] = [module]
+  return loaded

@@ -16,6 +16,8 @@ import ntm_jax.runs.engine as experiment
 import ntm_jax.training as train
 from ntm_jax.tasks import make_task
 
+from conftest import load_experiment
+
 # (task, options, max_length, test_lengths, min_length)
 TASKS = [
     ("repeat_copy", {"bits": 3, "max_repeats": 3, "test_repeats": (4,)}, 3, (2, 4), 1),
@@ -104,7 +106,7 @@ def test_lengths_below_a_tasks_minimum_are_refused_before_compiling():
 def test_each_experiment_builds_a_valid_config_from_its_default_flags(module):
   from absl import flags
   from experiments import common
-  options = getattr(common.load_experiment(module), "task_options", ())
+  options = getattr(load_experiment(module), "task_options", ())
   with flagsaver.flagsaver():
     flags.FLAGS.unparse_flags()
     flags.FLAGS([module])
