@@ -138,7 +138,8 @@ def apply(params, inputs: jax.Array, config,
     params: from `init` with the same config.
     inputs: [B, T, input_size].
     config: the model's config.
-    memory_size: rows N of the memory for this call (default: the config's).
+    memory_size: rows N of the memory for this call (None: the model's own;
+      `memory_size_for`).
       The controller never sees N, so trained parameters run unchanged on a
       larger memory. Ignored by the LSTM baseline.
     return_trace: also return, per step, the heads' weightings.
