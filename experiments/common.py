@@ -199,9 +199,10 @@ def main_for(task_name=None, task_options=()) -> None:
     from absl import logging
     logging.set_verbosity(logging.WARNING)  # orbax's info lines would bury the bar
     from ntm_jax.runs import ownership, rundir
+    name = task_name or FLAGS.task
     try:
-      _check_run_flags(task_name or FLAGS.task)
-      config, task = _configs_and_task(task_name or FLAGS.task, task_options)
+      _check_run_flags(name)
+      config, task = _configs_and_task(name, task_options)
       out_dir = FLAGS.out_dir or rundir.default_out_dir(config.task)
       ownership.check(out_dir, FLAGS.resume, FLAGS.overwrite)  # in use? holds a run?
       rundir.check_out_dir(out_dir)

@@ -92,7 +92,7 @@ def lay_out_seeds(config: ExperimentConfig, devices: Optional[int]) -> tuple:
   return mesh, padded_seeds
 
 
-def same_task(a: ExperimentConfig, b: ExperimentConfig) -> bool:
+def _same_task(a: ExperimentConfig, b: ExperimentConfig) -> bool:
   """Whether two configs name the same task with the same options."""
   return (a.task, dict(a.task_options)) == (b.task, dict(b.task_options))
 
@@ -116,7 +116,7 @@ def plan_run(config: ExperimentConfig, out_dir: str, options: RunOptions) -> Run
   if options.resume:
     config = resumed_config(out_dir, options.resume_steps, log)
   # A task built by the caller serves only the task the trained config names.
-  task = (options.task if options.task is not None and same_task(asked, config)
+  task = (options.task if options.task is not None and _same_task(asked, config)
           else config.make_task())
   validation.validate(config, task)
   mesh, padded_seeds = lay_out_seeds(config, options.devices)
