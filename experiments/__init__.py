@@ -1,1 +1,1 @@
-"""Thin absl entry points: flags -> ExperimentConfig -> ntm_jax.runs.engine.run."""
+"""Thin absl entry points: flags -> configs -> ntm_jax.train_seeds (common.main_for)."""

@@ -110,11 +110,11 @@ def _matmul_flops_per_s(size: int = 1024, repeats: int = 10) -> float:
 
 def _measure(seeds: int, device_count: int, peak, yardstick) -> dict:
   """One in-process measurement of the engine's compiled chunk."""
-  import functools
   import jax
   import numpy as np
   from ntm_jax import NTMConfig
   import ntm_jax.analysis.flops as flops_lib
+  from ntm_jax.runs.chunks import make_chunk
   import ntm_jax.training as train
   import ntm_jax.training.distributed as distributed
   from ntm_jax.training.draws import step_length
@@ -128,9 +128,7 @@ def _measure(seeds: int, device_count: int, peak, yardstick) -> dict:
   padded = -(-seeds // mesh.size) * mesh.size
   sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
   states = jax.device_put(train.init_states(model, config, padded), sharding)
-  chunk = train.make_seed_parallel(functools.partial(
-      train.train_chunk, task=task, model_config=model, config=config), mesh,
-      model_config=model, in_axes=(0, None))
+  chunk = make_chunk(model, config, task, mesh)
   began = time.perf_counter()
   compiled = chunk.lower(states, np.int32(0)).compile()
   compile_s = time.perf_counter() - began

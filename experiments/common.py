@@ -1,10 +1,11 @@
-"""Flags every experiment shares, and the flags -> config -> run glue.
+"""Flags every experiment shares, and flags -> configs -> `ntm_jax.train_seeds`.
 
 The training, model and run settings are declared once, as fields of the
 dataclasses in `ntm_jax/config.py`; `define_flags` turns every field with a
-flag into an absl flag with the field's help text, and `config_from_flags`
-reads them back field by field. Each experiment module only names its task
-and its defaults:
+flag into an absl flag with the field's help text, and `main_for` reads them
+back field by field into configs and hands them to `ntm_jax.api.train_seeds`,
+the one front door of a run (Python callers use it directly). Each
+experiment module only names its task and its defaults:
 
     from experiments import common
     common.define_flags(max_length=20, steps=10_000, activation="relu")
@@ -79,29 +80,6 @@ def define_flags(**defaults) -> None:
   flags.DEFINE_string("wandb_name", None, "W&B run name.")
 
 
-_loaded = None  # the experiment whose flags FLAGS holds now
-
-
-def load_experiment(name: str):
-  """Imports `experiments.<name>` with its own flag defaults, replacing the
-  flags another experiment defined in this process (absl defines flags once
-  per process; tests and notebooks look at several experiments)."""
-  import importlib
-  global _loaded
-  module = name if name.startswith("experiments.") else f"experiments.{name}"
-  if _loaded == module and module in sys.modules:
-    return sys.modules[module]
-  for flag in list(FLAGS):
-    if (FLAGS.find_module_defining_flag(flag) or "").startswith("experiments."):
-      delattr(FLAGS, flag)
-  for other in [m for m in sys.modules if m.startswith("experiments.")
-                and m not in ("experiments.common", "experiments.__init__")]:
-    del sys.modules[other]
-  loaded = importlib.import_module(module)
-  _loaded = module
-  return loaded
-
-
 def _field_values(cls, **fixed) -> dict:
   """The flags' values for `cls`'s flagged fields, as the field types want."""
   values = dict(fixed)
@@ -129,18 +107,25 @@ def _integers(name: str, items: list) -> tuple:
 
 
 def config_from_flags(task_name: str, task_options=()):
-  """Builds the ExperimentConfig; raises ValueError on a bad setting.
+  """The ExperimentConfig the flags describe, sized for its task and
+  validated as a run would validate it (for tests and notebooks; `main_for`
+  leaves the validation to the run); raises ValueError on a bad setting.
 
   task_options: (name, value) pairs, or a function of FLAGS returning a dict
   (for experiments with task flags of their own).
   """
-  return _for_task(_settings_from_flags(task_name, task_options))
+  from ntm_jax.runs.validation import validate
+  config = _settings_from_flags(task_name, task_options)
+  task = config.make_task()
+  config = _sized_for(config, task)
+  validate(config, task)
+  return config
 
 
 def _settings_from_flags(task_name: str, task_options=()):
   """The ExperimentConfig from the flags, every setting checked, before jax
   loads: the model's input and output sizes, the task's to give, stand at 1
-  (`_for_task` sets them)."""
+  (`_sized_for` sets them)."""
   if callable(task_options):
     task_options = task_options(FLAGS)
   task_options = tuple(sorted(dict(task_options).items()))
@@ -155,14 +140,10 @@ def _settings_from_flags(task_name: str, task_options=()):
       **{k: v for k, v in _field_values(config_lib.ExperimentConfig).items()})
 
 
-def _for_task(config):
-  """`config` with the task's sizes, checked against the task (loads jax)."""
-  from ntm_jax.runs.engine import validate
-  task = config.make_task()
-  config = dataclasses.replace(config, model=dataclasses.replace(
+def _sized_for(config, task):
+  """`config` with the model's input and output sizes the task's."""
+  return dataclasses.replace(config, model=dataclasses.replace(
       config.model, input_size=task.input_size, output_size=task.output_size))
-  validate(config)
-  return config
 
 
 def parse_flags(argv):
@@ -189,30 +170,40 @@ def _check_run_flags(name) -> None:
     raise ValueError("--task is required: a task name or MODULE:CLASS")
 
 
+def _configs_and_task(task_name, task_options):
+  """(config, task) of this command line: the flags' config sized for its
+  task, built here once, or with --resume the run's own config.json and no
+  task (the run builds the one its config names). Starts JAX's devices."""
+  from ntm_jax.runs import rundir
+  # The run's own config.json with --resume, not the flags (they may differ).
+  config = (rundir.saved_config(FLAGS.out_dir) if FLAGS.resume
+            else _settings_from_flags(task_name, task_options))
+  from ntm_jax.training import devices
+  devices.use_all_cpu_cores()  # before JAX starts its backend
+  from ntm_jax.training import distributed
+  distributed.initialize_from_env()  # one of several processes? (no-op otherwise)
+  if FLAGS.resume:
+    return config, None
+  task = config.make_task()
+  return _sized_for(config, task), task
+
+
 def main_for(task_name=None, task_options=()) -> None:
   """Runs the experiment for `task_name` (None: the --task flag's) from the
-  command line. Every input is checked before anything compiles or touches
-  the disk: a bad one exits with one line "error: ..."."""
+  command line: flags -> configs -> `ntm_jax.api.train_seeds`. Every input is
+  checked before anything compiles or touches the disk: a bad one exits with
+  one line "error: ..."."""
   def main(argv):
     if len(argv) > 1:
       sys.exit(f"error: unexpected arguments {argv[1:]}")
     from absl import logging
     logging.set_verbosity(logging.WARNING)  # orbax's info lines would bury the bar
-    from ntm_jax.runs import rundir
+    from ntm_jax.runs import ownership, rundir
     name = task_name or FLAGS.task
     try:
       _check_run_flags(name)
-      # The run's own config.json with --resume, not the flags (they may differ).
-      config = (rundir.saved_config(FLAGS.out_dir) if FLAGS.resume
-                else _settings_from_flags(name, task_options))
-      from ntm_jax.training import devices
-      devices.use_all_cpu_cores()  # before JAX starts its backend
-      from ntm_jax.training import distributed
-      distributed.initialize_from_env()  # one of several processes? (no-op otherwise)
-      from ntm_jax.runs import ownership
-      if not FLAGS.resume:
-        config = _for_task(config)
-      out_dir = FLAGS.out_dir or rundir.default_out_dir(config.task.split(":")[-1])
+      config, task = _configs_and_task(name, task_options)
+      out_dir = FLAGS.out_dir or rundir.default_out_dir(config.task)
       ownership.check(out_dir, FLAGS.resume, FLAGS.overwrite)  # in use? holds a run?
       rundir.check_out_dir(out_dir)
     except ValueError as error:
@@ -226,9 +217,11 @@ def main_for(task_name=None, task_options=()) -> None:
       # --steps given with --resume extends the run; every other flag is
       # ignored in favour of the run's config.json.
       resume_steps = FLAGS.steps if FLAGS.resume and FLAGS["steps"].present else None
-      engine.run(config, out_dir, resume=FLAGS.resume, devices=FLAGS.devices,
-                 progress=FLAGS.progress, loggers=loggers, resume_steps=resume_steps,
-                 overwrite=FLAGS.overwrite, finish=api.plots_if_asked)
+      api.train_seeds(config.task if task is None else task, config.model, config.train,
+                      out_dir, task_options=dict(config.task_options),
+                      checkpoint_every=config.checkpoint_every, plots=config.plots,
+                      devices=FLAGS.devices, resume=FLAGS.resume, resume_steps=resume_steps,
+                      overwrite=FLAGS.overwrite, progress=FLAGS.progress, loggers=loggers)
     except ValueError as error:
       sys.exit(f"error: {error}")
     except engine.RunInterrupted as stopped:  # SIGTERM / SIGINT: saved, then out

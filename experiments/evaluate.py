@@ -50,16 +50,14 @@ def evaluate_run(run_dir: str, lengths: Sequence[int], memory_size: Optional[int
   import jax
   import numpy as np
 
-  from ntm_jax import models, training
+  from ntm_jax import training
   from ntm_jax.analysis import inspection
   from ntm_jax.runs import checkpoints
   config, states = checkpoints.load_run(run_dir)
   task = config.make_task()
   seeds = list(range(config.train.seeds)) if seeds is None else list(seeds)
-  has_memory = models.get_model(config.model).memory_rows(config.model) is not None
-  default_rows = config.train.test_memory_size or getattr(config.model, "memory_rows", None)
-  rows = [inspection.memory_for(task, length, memory_size, default_rows) if has_memory
-          else None for length in lengths]
+  rows = [inspection.memory_for(task, length, memory_size, config.model,
+                                config.train.test_memory_size) for length in lengths]
   errors = np.zeros((len(seeds), len(lengths)))
   for j, (length, memory) in enumerate(zip(lengths, rows)):
     test = jax.jit(functools.partial(

@@ -44,9 +44,8 @@ def inspect_pretrained(task_name: str, length=None, memory_size=None, out_dir=No
   info = pretrained.info(task_name)
   task = make_task(info["task"], **info["task_options"])
   length = length or info["train"]["max_length"]
-  memory_size = inspection.memory_for(
-      task, length, memory_size,
-      info["train"].get("test_memory_size") or getattr(model_config, "memory_rows", None))
+  memory_size = inspection.memory_for(task, length, memory_size, model_config,
+                                      info["train"].get("test_memory_size"))
   warning = inspection.memory_warning(task, length, memory_size)
   if warning and log is not None:
     log(warning)

@@ -117,12 +117,8 @@ def report(run_dirs, table: bool = True, log=print) -> list:
         "probe": settings, "fail_bit_errors": strategy.FAIL_BIT_ERRORS,
         "seeds": records, "separation_train": own})
     written = [os.path.join(run_dir, "strategy.json")]
-    aucs = {name: s["auc"] for name, s in own.items()}
-    for suffix in ("_train", f"_L{strategy.LONG_LENGTH}"):
-      path = strategy_plots.statistics_grid(
-          records, suffix, os.path.join(run_dir, "plots", f"strategy{suffix}.png"),
-          aucs=aucs, title=f"{run_dir}: strategy statistics ({suffix.strip('_')})")
-      written += [path] if path else []
+    written += strategy_plots.draw_run(run_dir, summary, os.path.join(run_dir, "plots"),
+                                       records=records)
     log("wrote " + ", ".join(written))
   log("")
   for line in format_separation(strategy.separation(pooled), len(pooled), len(run_dirs)):

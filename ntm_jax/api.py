@@ -6,12 +6,14 @@ from typing import Optional, Union
 from ntm_jax.config import ExperimentConfig, ModelConfig, TrainConfig
 
 
-def task_name(task) -> tuple:
+def task_name(task, task_options=None) -> tuple:
   """(name, options) recorded in config.json for `task`: a registered name or
   "module:Class" string as given, or for a task object the import path of
-  its class and, for a dataclass, its fields as options."""
+  its class; the options: `task_options` ({option: value}) if given, else
+  for a dataclass task object its fields that differ from their defaults."""
+  given = () if task_options is None else tuple(sorted(dict(task_options).items()))
   if isinstance(task, str):
-    return task, ()
+    return task, given
   cls = task if isinstance(task, type) else type(task)
   from ntm_jax import tasks
   registered = [name for name, known in tasks.TASKS.items() if known is cls]
@@ -19,54 +21,72 @@ def task_name(task) -> tuple:
   if cls.__module__ == "__main__" and not registered:
     raise ValueError(f"task class {cls.__qualname__} is defined in __main__; put it in "
                      "a module of its own so the run can be resumed and inspected")
+  if task_options is not None:
+    return name, given
   options = ()
   if not isinstance(task, type) and dataclasses.is_dataclass(task):
-    defaults = cls()
+    defaults = cls()  # a second task object, only to read the defaults
     options = tuple(sorted((f.name, getattr(task, f.name)) for f in dataclasses.fields(task)
                            if f.init and getattr(task, f.name) != getattr(defaults, f.name)))
   return name, options
 
 
 def train_seeds(task, model_config: ModelConfig, train_config: TrainConfig,
-                out_dir: Optional[str] = None, *, optimizer=None,
+                out_dir: Optional[str] = None, *, task_options=None, optimizer=None,
                 devices: Optional[int] = None, resume: bool = False,
-                overwrite: bool = False, checkpoint_every: int = 1000, plots: bool = True,
+                resume_steps: Optional[int] = None, overwrite: bool = False,
+                checkpoint_every: int = 1000, plots: bool = True,
                 progress: bool = True, loggers=(), log=print) -> dict:
   """Trains train_config.seeds seeds of `model_config` on `task` in one
-  compiled program and returns the summary (summary.json's content).
+  compiled program and returns the summary (summary.json's content). The
+  command-line experiments (`experiments/common.py` `main_for`) come in here.
 
   Args:
     task: a task name ("copy"), an import path "module:Class", or a task
       object / class following `ntm_jax.tasks.Task`, defined in an importable
       module (config.json records its import path, so the run can be resumed
-      and inspected from anywhere the module is importable).
+      and inspected from anywhere the module is importable). A task object
+      is trained as it is, never built again.
     model_config: `NTMConfig` or `LSTMConfig`, sized for the task.
     train_config: `TrainConfig`.
     out_dir: the run directory (default runs/<task>/<timestamp>).
+    task_options: {option: value}: what a task given by name or class is
+      built with; for a task object, the options it was built with, which
+      config.json records instead of its fields that differ from their
+      defaults. Either way they are config.json's "task_options".
     optimizer: None for train_config's, or any optax GradientTransformation
       (applied as it is; it carries its own learning rate).
     devices: devices sharing the seeds (default: all local ones). On a CPU,
       JAX is asked for one device per core, which works only before JAX's
       first computation in this process; if it is too late, a line says so
       and the seeds share the devices JAX already has.
-    resume: continue the run in out_dir.
+    resume: continue the run in out_dir (its config.json wins over the
+      configs given here).
+    resume_steps: with resume, train to this many steps instead of the saved
+      config's (see `ntm_jax.runs.engine.run`).
     overwrite: replace a run already in out_dir (its files are deleted);
       without it or resume, a directory holding a run is refused.
     checkpoint_every, plots: as the flags of the same names.
     progress, loggers, log: the live bar, `ntm_jax.runs.loggers.RunLogger`s
       and where one-line messages go.
+
+  Raises:
+    ValueError: (one line) bad settings or out_dir, before anything
+      compiles or changes on disk (`ntm_jax.runs.engine.run`).
   """
   from ntm_jax.training import devices as devices_lib
   if not devices_lib.use_all_cpu_cores() and devices_lib.fewer_devices_than_cores():
     log(devices_lib.too_late_message())
-  name, options = task_name(task)
+  name, options = task_name(task, task_options)
   config = ExperimentConfig(task=name, task_options=options, model=model_config,
                             train=train_config, checkpoint_every=checkpoint_every,
                             plots=plots)
+  built = None if isinstance(task, (str, type)) else task
   from ntm_jax.runs import engine, rundir
-  out_dir = out_dir or rundir.default_out_dir(name.split(":")[-1])
-  return engine.run(config, out_dir, resume=resume, overwrite=overwrite, devices=devices,
-                    progress=progress, loggers=loggers, log=log, optimizer=optimizer,
+  out_dir = out_dir or rundir.default_out_dir(name)
+  return engine.run(config, out_dir, resume=resume, resume_steps=resume_steps,
+                    overwrite=overwrite, devices=devices, progress=progress, loggers=loggers,
+                    log=log, optimizer=optimizer, task=built,
                     finish=lambda run_dir, summary: plots_if_asked(run_dir, summary, log))
 
 

@@ -182,13 +182,13 @@ def check_trials(drawn: list, commands: list) -> None:
   a name the experiment has no flag for, or a value its flag cannot parse."""
   import copy
   from absl import flags
-  from experiments import common
+  from sweeps.experiment_flags import load_experiment
   for i, (parameters, cmd) in enumerate(zip(drawn, commands)):
     module = _experiment(cmd)
     if module is None:
       continue
     try:
-      common.load_experiment(module)
+      load_experiment(module)
     except Exception as error:  # the experiment's own import: report it, run nothing
       raise ValueError(f"trial {i}: cannot load {module} "
                        f"({type(error).__name__}: {error})") from None

@@ -1,6 +1,6 @@
 """Shared test setup: strict numpy rank promotion, a fast hypothesis profile,
-tiny configs, one tiny trained run shared by every module, and a helper to
-run Python in a subprocess.
+tiny configs, one tiny trained run shared by every module, a helper to run
+Python in a subprocess, and one to load an experiment's flags in this one.
 
 Tiers: `python -m pytest -m "not slow" tests` is the fast tier; tests marked
 `slow` (pyproject.toml registers the marker: subprocesses, training runs of
@@ -157,3 +157,8 @@ def run_python(*args, env=None, cwd=None, timeout=300, devices=None):
   return subprocess.run([sys.executable, *args], cwd=cwd or ROOT, env=full_env,
                         capture_output=True, text=True, timeout=timeout,
                         stdin=subprocess.DEVNULL)
+
+
+# Experiments in this process ----------------------------------------------------
+
+from sweeps.experiment_flags import load_experiment  # noqa: E402,F401  (tests look at several)

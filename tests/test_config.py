@@ -11,7 +11,7 @@ from absl.testing import flagsaver
 from experiments import common
 from ntm_jax.config import ExperimentConfig, LSTMConfig, NTMConfig, TrainConfig
 
-from conftest import TINY_EXPERIMENT, run_python
+from conftest import TINY_EXPERIMENT, load_experiment, run_python
 
 FLAGS = flags.FLAGS
 
@@ -92,7 +92,7 @@ def _flagged_fields():
 
 
 def test_every_flagged_field_is_a_flag_with_the_field_s_help_text():
-  common.load_experiment("train")  # no defaults of its own
+  load_experiment("train")  # no defaults of its own
   fields = _flagged_fields()
   assert len(fields) > 30
   names = [name for name, _ in fields]
@@ -108,7 +108,7 @@ def test_every_flagged_field_is_a_flag_with_the_field_s_help_text():
 
 
 def test_an_experiment_s_defaults_override_the_fields_defaults():
-  common.load_experiment("repeat_copy")
+  load_experiment("repeat_copy")
   assert FLAGS["max_length"].default == 10 != TrainConfig.max_length
   assert FLAGS["steps"].default == 6_000 != TrainConfig.steps
   assert FLAGS["seeds"].default == 8 != TrainConfig.seeds
@@ -120,7 +120,7 @@ def test_an_experiment_s_defaults_override_the_fields_defaults():
 
 
 def _config_from(module, argv, task_options=()):
-  common.load_experiment(module)
+  load_experiment(module)
   with flagsaver.flagsaver():
     FLAGS.unparse_flags()
     FLAGS([module] + argv)

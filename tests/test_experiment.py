@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ntm_jax.config import ExperimentConfig
 import ntm_jax.runs.engine as experiment
 import ntm_jax.training as train
 
@@ -98,7 +99,7 @@ def test_config_json_round_trips(run_a):
   out_dir, _ = run_a
   with open(out_dir / "config.json") as f:
     data = json.load(f)
-  assert experiment.ExperimentConfig.from_json(data) == CONFIG
+  assert ExperimentConfig.from_json(data) == CONFIG
   assert data["task_options"] == {"bits": 3} and data["model_kind"] == "ntm"
 
 
@@ -178,7 +179,7 @@ def test_a_directory_holding_checkpoints_refuses_a_fresh_run(run_a):
 def _interrupt_on_call(monkeypatch, n):
   """Patch the engine, as the runner sees it, to raise KeyboardInterrupt on
   the n-th call of a compiled chunk."""
-  real = experiment.training.make_seed_parallel
+  real = train.make_seed_parallel
 
   def interrupting(fn, mesh=None, **kwargs):
     compiled, calls = real(fn, mesh, **kwargs), []
@@ -190,7 +191,7 @@ def _interrupt_on_call(monkeypatch, n):
       return compiled(*args)
     return call
 
-  monkeypatch.setattr(experiment.training, "make_seed_parallel", interrupting)
+  monkeypatch.setattr(train, "make_seed_parallel", interrupting)
 
 
 # checkpoint_every=50 has the step-100 checkpoint on disk already; with 200

@@ -5,8 +5,8 @@ import re
 import pytest
 from absl import flags
 
-from experiments import common
 from conftest import run_python
+from conftest import load_experiment
 
 EXPERIMENTS = ["copy", "repeat_copy", "associative_recall", "ngrams", "priority_sort",
                "dyck", "train"]
@@ -24,7 +24,7 @@ def _listed(text: str) -> set:
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_the_experiment_s_help_text_lists_the_shared_flags_and_its_own(name):
-  module = common.load_experiment(name)
+  module = load_experiment(name)
   # What `--help` prints for the main module, here under its import name.
   listed = _listed(flags.FLAGS.module_help(module.__name__))
   assert set(SHARED + OWN.get(name, [])) <= listed, sorted(listed)
@@ -46,7 +46,7 @@ def test_help_on_the_command_line_lists_every_flag_and_exits_0(name, help_flag, 
   assert set(SHARED + OWN.get(name, [])) <= listed, result.stdout
   assert len(listed) > 50
   # Its first line is the experiment's docstring, and nothing was written.
-  module = common.load_experiment(name)
+  module = load_experiment(name)
   assert result.stdout.splitlines()[0] == module.__doc__.splitlines()[0]
   assert list(tmp_path.iterdir()) == []
 

@@ -21,6 +21,7 @@ import ntm_jax.runs.checkpoints as checkpoints
 import ntm_jax.analysis.inspection as inspection
 import ntm_jax.pretrained as pretrained
 import ntm_jax.training as train
+from ntm_jax.config import NTMConfig
 from ntm_jax.tasks import make_task
 
 from conftest import run_python
@@ -32,9 +33,10 @@ CURVES_PX, STEPS_PX, GENERALISATION_PX = (1000, 600), (1200, 500), (1000, 600)
 TINY_RUN = textwrap.dedent(f"""
     import sys
     from ntm_jax import NTMConfig
+    from ntm_jax.config import ExperimentConfig
     import ntm_jax.runs.engine as experiment
     import ntm_jax.training as train
-    config = experiment.ExperimentConfig(
+    config = ExperimentConfig(
         task="copy", task_options=(("bits", 3),),
         model=NTMConfig(input_size=4, output_size=3, controller_size=16, memory_rows=8,
                         memory_width=4),
@@ -243,7 +245,8 @@ def test_a_memory_smaller_than_the_length_needs_is_one_warning_line():
   assert inspection.memory_warning(task, 20, 20) is None
   assert inspection.memory_warning(task, 20, None) is None  # no memory (an LSTM)
   # The defaults never fall short: memory_for raises them to what is needed.
-  assert inspection.memory_warning(task, 20, inspection.memory_for(task, 20, None, 8)) is None
+  assert inspection.memory_warning(task, 20, inspection.memory_for(
+      task, 20, None, NTMConfig(input_size=5, output_size=3, memory_rows=8), None)) is None
 
 
 def test_write_run_plots_draws_into_out_dir_and_warns_before_drawing(run_copy, tmp_path):

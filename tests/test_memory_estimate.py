@@ -20,6 +20,7 @@ from absl.testing import flagsaver
 
 from ntm_jax import training
 from ntm_jax.training import memory_estimate as estimate_lib
+from conftest import load_experiment
 
 GB = 1e9
 
@@ -27,7 +28,7 @@ GB = 1e9
 def _copy(*argv):
   """The copy experiment's config from its flags, as the command line builds it."""
   from experiments import common
-  common.load_experiment("copy")
+  load_experiment("copy")
   with flagsaver.flagsaver():
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["copy", *argv])
@@ -190,9 +191,6 @@ def test_the_estimate_is_within_a_factor_of_2_above_xla_s(argv, program):
     assert held <= est.state <= 2 * held
 
 
-@pytest.mark.xfail(strict=True, reason="needs the one-line call in ntm_jax/runs/engine.py "
-                   "run, after mesh = distributed.seed_mesh(devices): "
-                   "training.check_fits(config, mesh.devices.flat)")
 def test_the_engine_refuses_a_run_that_cannot_fit_before_anything_is_written(
     monkeypatch, tmp_path):
   from ntm_jax.runs import engine
@@ -203,7 +201,7 @@ def test_the_engine_refuses_a_run_that_cannot_fit_before_anything_is_written(
 
   def not_refused(*args, **kwargs):
     raise RuntimeError("the run was not refused")
-  monkeypatch.setattr(engine, "_owned_run", not_refused)
+  monkeypatch.setattr(engine.start_lib, "start_or_resume", not_refused)
   with pytest.raises(ValueError, match="but 1 MB is available; lower "):
     engine.run(TINY_EXPERIMENT, str(tmp_path / "run"), progress=False, log=lambda _: None)
   assert not (tmp_path / "run").exists()

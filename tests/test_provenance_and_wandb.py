@@ -14,7 +14,7 @@ import types
 import numpy as np
 import pytest
 
-from ntm_jax.config import ExperimentConfig
+from ntm_jax.config import ExperimentConfig, NTMConfig
 import ntm_jax.runs.provenance as provenance
 import ntm_jax.runs.summary as summary_lib
 import ntm_jax.runs.wandb_logger as wandb_logger
@@ -100,7 +100,8 @@ def _summary(diverged):
   converged first (step 50), then diverged (when `diverged`) and its numbers
   are far from the others'."""
   config = types.SimpleNamespace(
-      task="copy", model_kind="ntm", model=types.SimpleNamespace(memory_rows=16),
+      task="copy", model_kind="ntm", model=NTMConfig(input_size=9, output_size=8,
+                                                     memory_rows=16),
       train=types.SimpleNamespace(
           seeds=4, seed=0, test_lengths=(5, 10), converge_threshold=0.1, test_memory_size=16,
           eval_every=50, eval_batch=8, min_length=1, max_length=5, eval_memory_size=None))
@@ -217,6 +218,6 @@ def test_online_with_credentials_and_a_silent_server_chooses_offline(
   monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "cache"))
   messages = []
   logger = wandb_logger.WandbLogger("online", project="ntm_jax_test", log=messages.append,
-                                    connect_timeout=1.0)
+                                    timeouts=wandb_logger.Timeouts(connect=1.0))
   assert logger._online_or_offline() == "offline"
   assert len(messages) == 1 and "cannot reach" in messages[0]

@@ -22,6 +22,7 @@ import pytest
 import ntm_jax.runs.checkpoints as checkpoints
 import ntm_jax.runs.engine as engine
 import ntm_jax.runs.ownership as ownership
+import ntm_jax.runs.rundir as rundir
 import ntm_jax.training as training
 
 from conftest import ROOT, TINY_EXPERIMENT as CONFIG
@@ -86,7 +87,7 @@ def _copy(tiny_run_dir, tmp_path):
 
 def _on_chunk_call(monkeypatch, n, action):
   """Patch the engine to call action() just before its n-th compiled chunk."""
-  real = engine.training.make_seed_parallel
+  real = training.make_seed_parallel
 
   def patched(fn, mesh=None, **kwargs):
     compiled, calls = real(fn, mesh, **kwargs), []
@@ -98,7 +99,7 @@ def _on_chunk_call(monkeypatch, n, action):
       return compiled(*args)
     return call
 
-  monkeypatch.setattr(engine.training, "make_seed_parallel", patched)
+  monkeypatch.setattr(training, "make_seed_parallel", patched)
 
 
 def _corrupt(checkpoint_dir):
@@ -212,7 +213,7 @@ def test_a_second_run_into_a_live_directory_is_refused_and_changes_nothing(
   # The first run went on as if alone.
   assert _lines(out_dir) == _lines(tiny_run_dir)
   _assert_same_states(out_dir, tiny_run_dir)
-  assert summary["seeds"] == engine.rundir.load_summary(tiny_run_dir)["seeds"]
+  assert summary["seeds"] == rundir.load_summary(tiny_run_dir)["seeds"]
 
 
 @pytest.mark.slow

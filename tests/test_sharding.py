@@ -6,10 +6,9 @@ import pytest
 from conftest import run_python
 
 _SCRIPT = textwrap.dedent("""
-    import functools, sys
     import jax, numpy as np
     from ntm_jax import NTMConfig
-    import ntm_jax.runs.engine as experiment
+    from ntm_jax.runs.chunks import make_chunk
     import ntm_jax.training as train
     import ntm_jax.training.distributed as distributed
     from ntm_jax.tasks import CopyTask
@@ -25,10 +24,9 @@ _SCRIPT = textwrap.dedent("""
       states = train.init_states(model, config, padded)
       states = jax.device_put(states, jax.sharding.NamedSharding(
           mesh, jax.sharding.PartitionSpec("seeds")))
-      chunk = train.make_seed_parallel(functools.partial(
-          train.train_chunk, task=task, model_config=model, config=config), mesh)
-      for _ in range(2):
-        states, metrics, evals = chunk(states)
+      chunk = make_chunk(model, config, task, mesh)
+      for k in range(2):
+        states, metrics, evals = chunk(states, np.int32(k * config.eval_every))
       shards = {d.device for d in jax.tree_util.tree_leaves(states.params)[0].addressable_shards}
       assert len(shards) == devices, shards
       return jax.device_get((states.params, metrics["loss"], evals["eval_bit_errors"]))

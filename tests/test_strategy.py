@@ -219,18 +219,37 @@ def test_the_shipped_copy_model_copies_length_120_by_location():
   assert stats["write_peak_input_L120"] > 0.9
 
 
-def test_run_statistics_gives_every_seed_the_hooks_numbers(tiny_run_dir, tiny_experiment):
-  stats = strategy.run_statistics(tiny_run_dir)
-  assert sorted(stats) == [0, 1]
-  for seed in stats.values():
+def test_every_copy_run_records_each_seeds_statistics_in_its_summary(
+    tiny_run, tiny_experiment):
+  recorded = [seed["strategy"] for seed in tiny_run.summary["seeds"]]
+  assert len(recorded) == 2
+  for seed in recorded:
     assert set(seed) == _keys(("_train", "_L120"))
     assert all(v is None or math.isfinite(v) for v in seed.values())
-  # What the engine calls, on the states it holds, gives the same numbers.
-  _, states = checkpoints.load_run(tiny_run_dir)
-  assert strategy.seed_statistics(tiny_experiment, states) == [stats[0], stats[1]]
+  with open(os.path.join(tiny_run.out_dir, "summary.json")) as f:
+    assert [seed["strategy"] for seed in json.load(f)["seeds"]] == recorded
+  assert tiny_run.summary["timing"]["strategy_s"] > 0
+  # The same numbers probed again from the checkpoint on disk (the seeds'
+  # best parameters): the engine measured what summary.json reports.
+  _, states = checkpoints.load_run(tiny_run.out_dir)
+  assert strategy.seed_statistics(tiny_experiment, states) == recorded
+  assert strategy.run_statistics(tiny_run.out_dir) == dict(enumerate(recorded))
   no_hook = tiny_experiment.__class__(task="repeat_copy", model=tiny_experiment.model,
                                       train=tiny_experiment.train)
   assert strategy.seed_statistics(no_hook, states=None) is None
+
+
+def test_a_run_without_recorded_statistics_is_probed_from_its_checkpoint(
+    tiny_run_dir, tmp_path):
+  run_dir = shutil.copytree(tiny_run_dir, str(tmp_path / "run"),
+                            ignore=shutil.ignore_patterns(".lock"))
+  summary_path = os.path.join(run_dir, "summary.json")
+  with open(summary_path) as f:
+    summary = json.load(f)
+  recorded = [seed.pop("strategy") for seed in summary["seeds"]]
+  with open(summary_path, "w") as f:
+    json.dump(summary, f)
+  assert strategy.run_statistics(run_dir) == dict(enumerate(recorded))
 
 
 # python -m experiments.strategy ---------------------------------------------------

@@ -16,6 +16,8 @@ from experiments import common
 from sweeps import run as sweep_run
 from conftest import run_python
 
+from conftest import load_experiment
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # sweeps/<experiment>.yaml: each experiment's broad sweep, shipped with the
 # package; sweeps/studies/<experiment>_<study>.yaml: one study's focused
@@ -36,7 +38,7 @@ def _module(sweep):
 
 def _flags_of(module):
   """A private copy of absl's FLAGS with `module`'s flags, as its process sees them."""
-  common.load_experiment(module)  # defines the experiment's flags on absl's FLAGS
+  load_experiment(module)  # defines the experiment's flags on absl's FLAGS
   values = copy.deepcopy(flags.FLAGS)
   values.unparse_flags()
   return values
@@ -108,7 +110,7 @@ def _candidates(spec):
 def test_every_parameter_value_is_a_flag_value_the_experiment_parses(path):
   sweep = sweep_run.load(path)
   module = _module(sweep)
-  common.load_experiment(module)
+  load_experiment(module)
   for name, spec in sweep["parameters"].items():
     assert name in flags.FLAGS, f"{path}: {name} is not a flag of {module}"
     for value in _candidates(spec):
@@ -146,7 +148,7 @@ def test_trial_configs_pass_the_experiment_s_checks(path):
   from experiments import common
   sweep = sweep_run.load(path)
   module = _module(sweep)
-  options = getattr(common.load_experiment(module), "task_options", ())
+  options = getattr(load_experiment(module), "task_options", ())
   was_parsed = flags.FLAGS.is_parsed()
   with flagsaver.flagsaver():
     try:

@@ -13,6 +13,7 @@ from absl.testing import flagsaver
 from ntm_jax.config import ExperimentConfig, NTMConfig, TrainConfig
 from ntm_jax.tasks import TASKS, CopyTask
 from ntm_jax.training import contract
+from conftest import load_experiment
 
 EXPERIMENTS = ["copy", "repeat_copy", "associative_recall", "ngrams", "priority_sort", "dyck"]
 # Every training step of copy at length 5: 2 * 5 + 1 = 11 time steps of
@@ -33,7 +34,7 @@ def _refusal(task, config=FIVE, model=MODEL, name="my_mod:Broken") -> str:
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_shipped_task_passes_with_its_experiment_s_defaults(name):
   from experiments import common
-  options = getattr(common.load_experiment(name), "task_options", ())
+  options = getattr(load_experiment(name), "task_options", ())
   with flagsaver.flagsaver():
     flags.FLAGS.unparse_flags()
     flags.FLAGS([name])
@@ -193,8 +194,6 @@ def test_the_default_name_is_the_import_path():
     contract.check_first_batch(Raises(bits=3), FIVE)
 
 
-@pytest.mark.xfail(strict=True, reason="needs the one-line call in ntm_jax/runs/engine.py "
-                   "validate: training.check_first_batch(task, t, config.model, config.task)")
 def test_the_engine_refuses_a_broken_task_before_compiling():
   from ntm_jax.runs import engine
   config = ExperimentConfig(task=f"{__name__}:TooFewSteps", task_options=(("bits", 3),),

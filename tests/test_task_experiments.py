@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
-from ntm_jax import LSTMConfig, NTMConfig
+from ntm_jax import ExperimentConfig, LSTMConfig, NTMConfig
 import ntm_jax.runs.engine as experiment
 import ntm_jax.training as train
 from ntm_jax.tasks import make_task
+
+from conftest import load_experiment
 
 # (task, options, max_length, test_lengths, min_length)
 TASKS = [
@@ -35,7 +37,7 @@ def _config(task_name, options, max_length, test_lengths, min_length, model_kind
   else:
     model = LSTMConfig(input_size=task.input_size, output_size=task.output_size,
                        size=8, layers=2)
-  return experiment.ExperimentConfig(
+  return ExperimentConfig(
       task=task_name, task_options=tuple(sorted(options.items())), model=model,
       train=train.TrainConfig(seeds=2, steps=4, batch_size=2, min_length=min_length,
                               max_length=max_length, eval_every=2, eval_batch=4,
@@ -104,7 +106,7 @@ def test_lengths_below_a_tasks_minimum_are_refused_before_compiling():
 def test_each_experiment_builds_a_valid_config_from_its_default_flags(module):
   from absl import flags
   from experiments import common
-  options = getattr(common.load_experiment(module), "task_options", ())
+  options = getattr(load_experiment(module), "task_options", ())
   with flagsaver.flagsaver():
     flags.FLAGS.unparse_flags()
     flags.FLAGS([module])

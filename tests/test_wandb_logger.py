@@ -133,9 +133,9 @@ _FAKE_SUMMARY = {
 
 _SCRIPT = textwrap.dedent("""
     import json, sys
-    from ntm_jax.runs.wandb_logger import WandbLogger
+    from ntm_jax.runs.wandb_logger import Timeouts, WandbLogger
     mode, out_dir, summary = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    logger = WandbLogger(mode, project="ntm_jax_test", init_timeout=3, connect_timeout=3)
+    logger = WandbLogger(mode, project="ntm_jax_test", timeouts=Timeouts(init=3, connect=3))
     logger.start({"train": {"seed": 0}, "task": "copy"}, out_dir)
     logger.log_chunk(50, {"loss/median": 1.0, "converged": 1}, {"loss": [1.0, None]})
     logger.finish(summary)

@@ -34,8 +34,10 @@ LOSS_FLOPS_PER_OUTPUT = 50
 
 def forward_flops_breakdown(config, memory_size: Optional[int] = None) -> dict:
   """FLOPs of one forward time step of one sequence, term by term (see
-  `ntm_jax.models.flops` for the terms and conventions)."""
-  return models.get_model(config).forward_flops(config, memory_size)
+  `ntm_jax.models.flops` for the terms and conventions). memory_size: N
+  (None: the model's own)."""
+  return models.get_model(config).forward_flops(
+      config, models.memory_size_for(config, memory_size))
 
 
 def forward_flops_per_step(config: ModelConfig,
@@ -135,8 +137,7 @@ def _cell_and_shapes(config: ModelConfig, memory_size: Optional[int]):
   """(cell, abstract params, abstract initial state) of `config`'s model."""
   model = models.get_model(config)
   cell = model.cell_class(config)
-  rows = model.memory_rows(config)
-  memory_size = (rows or 1) if memory_size is None or rows is None else memory_size
+  memory_size = models.cell_memory_size(config, memory_size)
   params = jax.eval_shape(lambda: models.init(jax.random.PRNGKey(0), config))
   state = jax.eval_shape(
       lambda p: cell.apply(p, memory_size, method=cell.initial_state), params)

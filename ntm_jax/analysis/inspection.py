@@ -14,14 +14,18 @@ import ntm_jax.analysis.plots as plots
 from ntm_jax.runs import checkpoints
 
 
-def memory_for(task, length: int, memory_size: Optional[int], default: Optional[int]):
+def memory_for(task, length: int, memory_size: Optional[int], model_config,
+               test_memory_size: Optional[int]) -> Optional[int]:
   """The memory rows to test `length` with: `memory_size` if given (even if
-  too small: the user asked to see that), else `default`, raised to what the
-  task needs at that length."""
+  too small: the user asked to see that), else the run's test memory
+  (`test_memory_size`; None: the model's own rows) raised to what the task
+  needs at that length; None for a model without an external memory."""
+  if models.memory_size_for(model_config) is None:
+    return None
   if memory_size is not None:
     return memory_size
-  needed = task.memory_needed(length)
-  return needed if default is None or default < needed else default
+  return max(models.memory_size_for(model_config, test_memory_size),
+             task.memory_needed(length))
 
 
 def memory_warning(task, length: int, memory_size: Optional[int]) -> Optional[str]:
@@ -63,15 +67,12 @@ def draw_model(model_config, params, task, length: int, memory_size: Optional[in
   if length < 1:
     raise ValueError(f"length must be >= 1, got {length}")
   rng = jax.random.PRNGKey(0) if rng is None else rng
-  is_ntm = models.get_model(model_config).memory_rows(model_config) is not None
-  if not is_ntm:
-    memory_size = None
+  memory_size = models.memory_size_for(model_config, memory_size)
   errors = training.evaluate_lengths(params, rng, task, model_config, [length],
                                       test_batch, memory_size)["bit_errors"]
   bit_errors = float(errors[0])
-  result = {"bit_errors": bit_errors, "paths": [],
-            "memory_size": (memory_size or model_config.memory_rows) if is_ntm else None}
-  if not is_ntm:
+  result = {"bit_errors": bit_errors, "paths": [], "memory_size": memory_size}
+  if memory_size is None:
     return result  # an LSTM has no heads or memory to draw
   inputs, targets, mask = task.sample(jax.random.fold_in(rng, 1), 1, length, length)
   logits, trace = models.apply(params, inputs, model_config, memory_size=memory_size,
@@ -134,12 +135,10 @@ def write_run_plots(run_dir: str, seed: Optional[int] = None, length: Optional[i
     raise ValueError(f"seed index must be in [0, {t.seeds}), got {seed}")
   length = t.max_length if length is None else length
   task = config.make_task()
-  if models.get_model(config.model).memory_rows(config.model) is not None:
-    memory_size = memory_for(task, length, memory_size,
-                             t.test_memory_size or config.model.memory_rows)
-    warning = memory_warning(task, length, memory_size)
-    if warning and log is not None:
-      log(warning)
+  memory_size = memory_for(task, length, memory_size, config.model, t.test_memory_size)
+  warning = memory_warning(task, length, memory_size)
+  if warning and log is not None:
+    log(warning)
   _, states = checkpoints.load_run(run_dir)
   paths = []
   if summary is not None:
@@ -149,6 +148,8 @@ def write_run_plots(run_dir: str, seed: Optional[int] = None, length: Optional[i
                                          total_steps=int(np.max(states.step))))
     paths.append(plots.generalisation({config.model_kind.upper(): summary},
                                       os.path.join(out_dir, "generalisation.png")))
+    from ntm_jax.analysis import strategy_plots  # here: only runs that recorded statistics
+    paths += strategy_plots.draw_run(run_dir, summary, out_dir)
   drawn = draw_model(config.model, checkpoints.seed_params(states, seed), task, length,
                      memory_size, out_dir,
                      tag=f"_seed{seed}_L{length}" + (f"_N{memory_size}" if memory_size else ""),

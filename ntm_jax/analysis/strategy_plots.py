@@ -1,6 +1,7 @@
 """The strategy statistics against the long test's bit errors, one panel per
 statistic, a point per seed (matplotlib, through `plots`' figure helpers)."""
 import math
+import os
 from typing import Optional
 
 import numpy as np
@@ -48,3 +49,27 @@ def statistics_grid(records: list, suffix: str, path: str,
   fig.suptitle(title or f"strategy statistics ({suffix.strip('_')}) against bit errors "
                f"at length {strategy.LONG_LENGTH}", fontsize=10)
   return plots._save(fig, path)
+
+
+def draw_run(run_dir: str, summary: dict, out_dir: str, records: Optional[list] = None,
+             title: Optional[str] = None) -> list:
+  """strategy_train.png and strategy_L<long>.png of one run into out_dir,
+  from the statistics its summary.json records per seed (or `records`,
+  `strategy.seed_records`), each panel titled with its AUC on this run's
+  seeds; [] when the run recorded none or never tested LONG_LENGTH."""
+  if records is None:
+    seeds = summary.get("seeds", [])
+    if not seeds or not all("strategy" in seed for seed in seeds):
+      return []
+    records = strategy.seed_records(run_dir, {i: seed["strategy"]
+                                              for i, seed in enumerate(seeds)}, summary)
+  if all(r[f"bit_errors_L{strategy.LONG_LENGTH}"] is None for r in records):
+    return []
+  aucs = {name: s["auc"] for name, s in strategy.separation(records).items()}
+  paths = []
+  for suffix in ("_train", f"_L{strategy.LONG_LENGTH}"):
+    path = statistics_grid(
+        records, suffix, os.path.join(out_dir, f"strategy{suffix}.png"), aucs=aucs,
+        title=title or f"{run_dir}: strategy statistics ({suffix.strip('_')})")
+    paths += [path] if path else []
+  return paths

@@ -27,8 +27,22 @@ def get_model(config):
   return MODELS[kind]
 
 
-def _default_memory_size(config) -> int:
-  return get_model(config).memory_rows(config) or 1
+def memory_size_for(config, memory_size: Optional[int] = None) -> Optional[int]:
+  """The memory rows N that `config`'s model runs with when `memory_size`
+  rows are asked for: memory_size, or when it is None (not given) the
+  model's own rows; None for a model without an external memory (the LSTM
+  baseline), whatever was asked. Every "not given means the model's rows"
+  on the way from a flag to the memory array is decided here."""
+  own = get_model(config).memory_rows(config)
+  if own is None:
+    return None
+  return own if memory_size is None else memory_size
+
+
+def cell_memory_size(config, memory_size: Optional[int] = None) -> int:
+  """The N a model's cell is built with: `memory_size_for`, or 1 for a
+  model without an external memory (its cell takes an N and ignores it)."""
+  return memory_size_for(config, memory_size) or 1
 
 
 def init(rng: jax.Array, config: ModelConfig):
@@ -43,7 +57,7 @@ def init(rng: jax.Array, config: ModelConfig):
   """
   cell = get_model(config).cell_class(config)
   x = jnp.zeros((config.input_size,), jnp.float32)
-  return cell.init(rng, _default_memory_size(config), x, method=cell.init_all)
+  return cell.init(rng, cell_memory_size(config), x, method=cell.init_all)
 
 
 def _run_batch(params, inputs, config, memory_size, return_trace, trace_memory,
@@ -110,7 +124,7 @@ def apply_step_by_step(params, inputs: jax.Array, config) -> jax.Array:
   output layer run once after the time loop; for the LSTM baseline, a layer
   at a time (`ntm_jax.models.lstm_sequence`).
   """
-  return _run_batch(params, inputs, config, _default_memory_size(config), False, False,
+  return _run_batch(params, inputs, config, cell_memory_size(config), False, False,
                     fused_readout=False)[0]
 
 
@@ -124,7 +138,8 @@ def apply(params, inputs: jax.Array, config,
     params: from `init` with the same config.
     inputs: [B, T, input_size].
     config: the model's config.
-    memory_size: rows N of the memory for this call (default: the config's).
+    memory_size: rows N of the memory for this call (None: the model's own;
+      `memory_size_for`).
       The controller never sees N, so trained parameters run unchanged on a
       larger memory. Ignored by the LSTM baseline.
     return_trace: also return, per step, the heads' weightings.
@@ -149,10 +164,9 @@ def apply(params, inputs: jax.Array, config,
   if inputs.ndim != 3 or inputs.shape[-1] != config.input_size:
     raise ValueError(f"inputs must be [batch, time, {config.input_size}], "
                      f"got shape {tuple(inputs.shape)}")
-  if memory_size is None:
-    memory_size = _default_memory_size(config)
-  elif memory_size < 1:
+  if memory_size is not None and memory_size < 1:
     raise ValueError(f"memory_size must be >= 1, got {memory_size}")
+  memory_size = cell_memory_size(config, memory_size)
   model = get_model(config)
   model.check_memory_size(config, memory_size)
   if hasattr(model, "sequence_logits"):

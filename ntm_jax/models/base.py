@@ -9,9 +9,12 @@ A model is a class (never instantiated) with:
                         `initial_state(memory_size, rng=None)` and
                         `__call__(state, x) -> (state, (logits, trace))`
   cpu_seeds_per_group   seeds a CPU device runs at once (cache-sized groups)
-  memory_rows(config)   N of its external memory, None if it has none
+  memory_rows(config)   N of its external memory, None if it has none (read
+                        through `api.memory_size_for`, which decides what a
+                        call that gives no N runs with)
   check_memory_size(config, N)   ValueError if N cannot work
-  forward_flops(config, N) -> {term: FLOPs} of one forward time step
+  forward_flops(config, N) -> {term: FLOPs} of one forward time step (N from
+                        `memory_size_for`: None without an external memory)
   dense_flops(config)   the dense layers' share of that
 and optionally `sequence_logits(params, inputs, config)`: a faster path
 over whole sequences that computes the same numbers as scanning the cell;
@@ -34,7 +37,7 @@ class Model(Protocol):
   def check_memory_size(config, memory_size: int) -> None: ...
 
   @staticmethod
-  def forward_flops(config, memory_size: Optional[int] = None) -> dict: ...
+  def forward_flops(config, memory_size: Optional[int]) -> dict: ...
 
   @staticmethod
   def dense_flops(config) -> int: ...

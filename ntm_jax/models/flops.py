@@ -13,7 +13,6 @@ Conventions (every count below follows them):
 Equation numbers are Graves, Wayne & Danihelka 2014's. `ntm_jax.analysis.flops`
 scales these to a training step and checks them against XLA's own count.
 """
-from typing import Optional
 
 import ntm_jax.models.heads as heads_lib
 
@@ -96,7 +95,7 @@ def _head_activation_flops(config) -> int:
           + config.write_heads * (m + add))
 
 
-def ntm_forward_flops(config, memory_size: Optional[int] = None) -> dict:
+def ntm_forward_flops(config, memory_size: int) -> dict:
   """FLOPs of one forward time step of one sequence, term by term.
 
   Symbols: I input_size, O output_size, C controller size, R read heads,
@@ -121,13 +120,12 @@ def ntm_forward_flops(config, memory_size: Optional[int] = None) -> dict:
 
   Args:
     config or LSTMConfig.
-    memory_size: N for this count (default: config.memory_rows). Ignored by
-      the LSTM baseline.
+    memory_size: N for this count (`models.memory_size_for` gives it).
 
   Returns:
     {term: FLOPs} as ints; the terms sum to `forward_flops_per_step`.
   """
-  n = config.memory_rows if memory_size is None else memory_size
+  n = memory_size
   m, r, w = config.memory_width, config.read_heads, config.write_heads
   c = config.controller_size
   dense, elementwise = _controller_flops(config, config.input_size + r * m)

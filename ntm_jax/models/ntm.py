@@ -164,7 +164,7 @@ class NTM:
                        f"{config.shift_range}")
 
   @staticmethod
-  def forward_flops(config: NTMConfig, memory_size: Optional[int] = None) -> dict:
+  def forward_flops(config: NTMConfig, memory_size: int) -> dict:
     return flops.ntm_forward_flops(config, memory_size)
 
   @staticmethod

@@ -29,7 +29,10 @@ def load_json(path: str) -> dict:
 
 
 def default_out_dir(task: str) -> str:
-  return os.path.join("runs", task, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+  """runs/<task>/<timestamp>; task: a task name, or an import path
+  "module:Class" (the class names the folder)."""
+  return os.path.join("runs", task.split(":")[-1],
+                      datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
 
 
 def config_path(out_dir: str) -> str:

@@ -12,6 +12,8 @@ from typing import Optional
 
 import jax
 
+from ntm_jax import models
+
 # The long length probed (the copy task's generalisation test).
 LONG_LENGTH = 120
 # Probe sequences per length: a few suffice, a statistic is a mean over steps.
@@ -22,7 +24,7 @@ def probe_settings(config, task) -> dict:
   """The hook's keyword arguments for a run's `ExperimentConfig`: the
   longest training length, LONG_LENGTH, and the run's test memory (else its
   training rows, else 128) raised to what LONG_LENGTH needs."""
-  rows = config.train.test_memory_size or getattr(config.model, "memory_rows", None) or 128
+  rows = models.memory_size_for(config.model, config.train.test_memory_size) or 128
   return {"train_length": config.train.max_length, "long_length": LONG_LENGTH,
           "memory_size": max(rows, task.memory_needed(LONG_LENGTH)),
           "sequences": PROBE_SEQUENCES}

@@ -59,8 +59,9 @@ def _test_aggregate(results: dict, lengths, converged_rows, healthy_rows) -> dic
 
 def reported_parameters(config) -> str:
   """summary.json's account of which parameters each seed's tests used."""
-  t, rows = config.train, getattr(config.model, "memory_rows", None)
-  memory = t.eval_memory_size or rows
+  from ntm_jax import models  # loads jax: only the engine, which has, asks for this
+  t = config.train
+  memory = models.memory_size_for(config.model, t.eval_memory_size)
   return ("best: the parameters of the evaluation with the lowest convergence value, "
           "ties broken by the lowest cost in bits (per seed: best_step, best_eval, "
           f"best_cost); an evaluation every {t.eval_every} steps on about {t.eval_batch} "
@@ -77,46 +78,59 @@ def summarize(config, states, results: dict, timing: dict, param_count: int,
       [seeds, test lengths] arrays ("bits", "bit_errors", maybe
       "optimal_bits") on the best parameters of each seed.
   """
-  t = config.train
+  seeds = [_seed_summary(config.train, states, results, i) for i in range(config.train.seeds)]
+  return {"task": config.task, "model": config.model_kind, "seeds": seeds,
+          "aggregate": _aggregate(config, seeds, results, param_count, converge_metric),
+          "timing": timing}
+
+
+def _seed_summary(t, states, results: dict, i: int) -> dict:
+  """summary.json's entry of seed i (`t`: the TrainConfig)."""
   lengths = t.test_lengths
   variants = [name for name in results if name != "main"]
   # Steps skipped as gradient spikes of a converged seed
   # (`--skip_spikes_while_converged`), when that is on.
   skipped = getattr(getattr(states, "opt_state", None), "skipped", None)
-  seeds = []
-  for i in range(t.seeds):
-    converged = int(states.first_converged_step[i])
-    diverged_step = int(states.diverged_step[i])
-    best_step = int(states.best_step[i])
-    last_eval = float(states.last_eval[i])
-    seed = {
-        "seed": t.seed + i,
-        # The first step of the first streak of converge_patience
-        # evaluations below the threshold: converged at some point.
-        "converged_step": converged if converged >= 0 else None,
-        # Still converged when the run ended, and its last evaluation too.
-        "converged_at_end": bool(int(states.converged_step[i]) >= 0
-                                 and last_eval < t.converge_threshold),
-        "diverged": bool(states.diverged[i]),
-        "diverged_step": diverged_step if diverged_step >= 0 else None,
-        "collapses": int(states.collapses[i]),
-        "final_eval": _finite_or_none(states.last_eval[i]),
-        "best_eval": _finite_or_none(states.best_eval[i]),
-        "best_cost": _finite_or_none(states.best_cost[i]),
-        "best_step": best_step if best_step >= 0 else None,
-        "bit_errors_by_length": _by_length(results["main"]["bit_errors"][i], lengths),
-        "bits_by_length": _by_length(results["main"]["bits"][i], lengths),
-    }
-    if skipped is not None:
-      seed["skipped_steps"] = int(skipped[i])
-    if "optimal_bits" in results["main"]:
-      seed["optimal_bits_by_length"] = _by_length(results["main"]["optimal_bits"][i], lengths)
-    if variants:
-      seed["variants"] = {name: {
-          "bit_errors_by_length": _by_length(results[name]["bit_errors"][i], lengths),
-          "bits_by_length": _by_length(results[name]["bits"][i], lengths)}
-          for name in variants}
-    seeds.append(seed)
+  converged = int(states.first_converged_step[i])
+  diverged_step = int(states.diverged_step[i])
+  best_step = int(states.best_step[i])
+  last_eval = float(states.last_eval[i])
+  seed = {
+      "seed": t.seed + i,
+      # The first step of the first streak of converge_patience
+      # evaluations below the threshold: converged at some point.
+      "converged_step": converged if converged >= 0 else None,
+      # Still converged when the run ended, and its last evaluation too.
+      "converged_at_end": bool(int(states.converged_step[i]) >= 0
+                               and last_eval < t.converge_threshold),
+      "diverged": bool(states.diverged[i]),
+      "diverged_step": diverged_step if diverged_step >= 0 else None,
+      "collapses": int(states.collapses[i]),
+      "final_eval": _finite_or_none(states.last_eval[i]),
+      "best_eval": _finite_or_none(states.best_eval[i]),
+      "best_cost": _finite_or_none(states.best_cost[i]),
+      "best_step": best_step if best_step >= 0 else None,
+      "bit_errors_by_length": _by_length(results["main"]["bit_errors"][i], lengths),
+      "bits_by_length": _by_length(results["main"]["bits"][i], lengths),
+  }
+  if skipped is not None:
+    seed["skipped_steps"] = int(skipped[i])
+  if "optimal_bits" in results["main"]:
+    seed["optimal_bits_by_length"] = _by_length(results["main"]["optimal_bits"][i], lengths)
+  if variants:
+    seed["variants"] = {name: {
+        "bit_errors_by_length": _by_length(results[name]["bit_errors"][i], lengths),
+        "bits_by_length": _by_length(results[name]["bits"][i], lengths)}
+        for name in variants}
+  return seed
+
+
+def _aggregate(config, seeds: list, results: dict, param_count: int,
+               converge_metric: str) -> dict:
+  """summary.json's "aggregate": counts, quartiles and test medians over `seeds`."""
+  t = config.train
+  lengths = t.test_lengths
+  variants = [name for name in results if name != "main"]
   # A diverged seed is frozen at non-finite-loss parameters whose evaluations
   # mean nothing (eval losses near 1e14): it counts as diverged, never as
   # converged, and stays out of every median and quartile.
@@ -143,8 +157,7 @@ def summarize(config, states, results: dict, timing: dict, param_count: int,
     aggregate["variants"] = {name: _test_aggregate(results[name], lengths, converged_rows,
                                                    healthy_rows)
                              for name in variants}
-  return {"task": config.task, "model": config.model_kind, "seeds": seeds,
-          "aggregate": aggregate, "timing": timing}
+  return aggregate
 
 
 def sweep_metrics(summary: dict) -> dict:
@@ -205,7 +218,9 @@ def format_summary(summary: dict) -> str:
   timing = summary["timing"]
   lines.append(
       f"wall {timing['wall_s']:.0f}s: compile {timing['compile_s']:.0f}s, training "
-      f"{timing['train_s']:.0f}s, test {timing['test_s']:.0f}s, outside the training "
+      f"{timing['train_s']:.0f}s, test {timing['test_s']:.0f}s"
+      + (f", strategy statistics {timing['strategy_s']:.0f}s" if timing.get("strategy_s") else "")
+      + ", outside the training "
       f"step {100 * timing['outside_train_fraction']:.1f}%")
   return "\n".join(lines)
 

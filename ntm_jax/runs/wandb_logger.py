@@ -1,12 +1,13 @@
 """Weights & Biases backend for the engine's logging interface.
 
 Never blocks or fails a run. "online" with no credentials, or with a W&B
-server that gives no HTTP answer within `connect_timeout`, or whose online
-init does not finish within what is left of `online_budget` (7 s from the
-start), falls back to "offline"; an offline init that fails too means no W&B
+server that gives no HTTP answer within `Timeouts.connect`, or whose online
+init does not finish within what is left of `Timeouts.online_budget` (7 s
+from the start), falls back to "offline"; an offline init that fails too means no W&B
 for this run. Each fallback is announced in one line.
 `wandb` is imported only when a logger starts, so `import ntm_jax` stays light.
 """
+import dataclasses
 import os
 import threading
 import time
@@ -121,13 +122,23 @@ def generalisation_rows(summary: dict):
   return columns, rows
 
 
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+  """Seconds the logger waits. init: for wandb.init (and its login);
+  connect: for the server's first HTTP answer; online_budget: from start()
+  until an online init that has not finished gives way to offline (the
+  offline init after it takes about a second more)."""
+  init: float = 30.0
+  connect: float = 3.0
+  online_budget: float = 7.0
+
+
 class WandbLogger:
   """Logs config, per-chunk aggregates and per-seed metrics, and the summary."""
 
   def __init__(self, mode: str = "offline", project: Optional[str] = None,
                entity: Optional[str] = None, name: Optional[str] = None,
-               log: Callable[[str], None] = print, init_timeout: float = 30.0,
-               connect_timeout: float = 3.0, online_budget: float = 7.0):
+               log: Callable[[str], None] = print, timeouts: Timeouts = Timeouts()):
     if mode not in MODES:
       raise ValueError(f"unknown W&B mode {mode!r}; choose one of {MODES}")
     self.mode = mode
@@ -135,11 +146,7 @@ class WandbLogger:
     self.entity = entity or os.environ.get("WANDB_ENTITY")
     self.name = name
     self.log = log
-    self.init_timeout = init_timeout
-    # Seconds from start() until an online init that has not finished gives
-    # way to offline; the offline init after it takes about a second more.
-    self.online_budget = online_budget
-    self.connect_timeout = connect_timeout
+    self.timeouts = timeouts
     self.run = None
     self.base_seed = 0
     self.out_dir = "."
@@ -150,7 +157,7 @@ class WandbLogger:
       self.log("W&B: no API key (set WANDB_API_KEY or run `wandb login`): "
                "logging offline instead")
       return "offline"
-    reason = _unreachable(base_url, min(self.connect_timeout, self.init_timeout))
+    reason = _unreachable(base_url, min(self.timeouts.connect, self.timeouts.init))
     if reason is not None:
       self.log(f"W&B: cannot reach {base_url} ({reason}); logging offline instead")
       return "offline"
@@ -166,9 +173,10 @@ class WandbLogger:
     mode = self._online_or_offline() if self.mode == "online" else self.mode
     in_sweep = bool(os.environ.get("WANDB_SWEEP_ID"))  # the sweep names the project
     for attempt in (mode, "offline") if mode == "online" else (mode,):
-      timeout = self.init_timeout
+      timeout = self.timeouts.init
       if attempt == "online":  # a server that answers the probe but stalls
-        timeout = max(1.0, min(timeout, self.online_budget - (time.monotonic() - began)))
+        timeout = max(1.0, min(timeout, self.timeouts.online_budget
+                               - (time.monotonic() - began)))
       # Never prompt, never capture the console; bounded waits everywhere.
       settings = wandb.Settings(silent=True, console="off", init_timeout=timeout,
                                 login_timeout=timeout, x_disable_stats=True,

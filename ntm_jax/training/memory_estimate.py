@@ -108,7 +108,7 @@ def _carry_bytes(model_config, memory_size: Optional[int]) -> int:
   """Bytes of one sequence's recurrent state (for the NTM its memory)."""
   cell = models.get_model(model_config).cell_class(model_config)
   params = jax.eval_shape(lambda: models.init(jax.random.PRNGKey(0), model_config))
-  size = memory_size or models.get_model(model_config).memory_rows(model_config) or 1
+  size = models.cell_memory_size(model_config, memory_size)
   return _bytes(jax.eval_shape(
       lambda p: cell.apply(p, size, method=cell.initial_state), params))
 
@@ -122,7 +122,7 @@ def _forward_floats_per_step(model_config) -> float:
   if not hasattr(cell, "features"):  # unknown: what its backward keeps, an upper bound
     return backward_bytes(model_config, 1, None)[1] / 4
   params = jax.eval_shape(lambda: models.init(jax.random.PRNGKey(0), model_config))
-  rows = models.get_model(model_config).memory_rows(model_config) or 1
+  rows = models.cell_memory_size(model_config)
   state = jax.eval_shape(lambda p: cell.apply(p, rows, method=cell.initial_state), params)
   x = jax.ShapeDtypeStruct((model_config.input_size,), jnp.float32)
   _, (features, _) = jax.eval_shape(
@@ -159,15 +159,17 @@ class Estimate:
   hint: str
 
 
-def estimate(config: ExperimentConfig, devices: int = 1, platform: str = "cpu") -> Estimate:
+def estimate(config: ExperimentConfig, devices: int = 1, platform: str = "cpu",
+             task=None) -> Estimate:
   """The memory `config` needs on `devices` devices of `platform` (see the
-  module docstring). Traces shapes only: no compile, about a second."""
+  module docstring); `task` is config's task if already built. Traces
+  shapes only: no compile, about a second."""
   t, model = config.train, config.model
-  task = config.make_task()
+  task = config.make_task() if task is None else task
   target = layout.default_group_target(platform, model)
   per_device = layout.padded_seed_count(t.seeds, devices, target) // devices
   group = layout.seeds_per_group(per_device, target)
-  rows = models.get_model(model).memory_rows(model)
+  rows = models.memory_size_for(model)
 
   state = STATE_COPIES * per_device * state_bytes(model, _state_settings(t))
   steps = task.sequence_steps(draws.padded_length(t))
@@ -178,11 +180,12 @@ def estimate(config: ExperimentConfig, devices: int = 1, platform: str = "cpu") 
                    + UPDATE_COPIES * state_bytes(model, _state_settings(t)))
   lengths = t.max_length - t.min_length + 1
   eval_seed = forward_bytes(model, lengths * -(-t.eval_batch // lengths),
-                            task.sequence_steps(t.max_length), t.eval_memory_size or rows)
+                            task.sequence_steps(t.max_length),
+                            models.memory_size_for(model, t.eval_memory_size))
   training = group * (train_seed + eval_seed)
   tests = [task] + list(getattr(task, "test_variants", dict)().values())
   test_steps = max(variant.sequence_steps(max(t.test_lengths)) for variant in tests)
-  test_memory = (t.test_memory_size or rows) if rows is not None else None
+  test_memory = models.memory_size_for(model, t.test_memory_size)
   test = group * forward_bytes(model, t.test_batch * len(t.test_lengths), test_steps,
                                test_memory)
   peak = state + max(training, test)
@@ -251,17 +254,18 @@ def available_memory_bytes(device=None) -> Optional[int]:
   return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
 
 
-def check_fits(config: ExperimentConfig, devices: Sequence) -> None:
+def check_fits(config: ExperimentConfig, devices: Sequence, task=None) -> None:
   """Raises ValueError (one line) when `config` cannot fit the memory of
-  `devices` (the run's devices, e.g. its mesh's `devices.flat`); does
-  nothing when the free memory is unknown."""
+  `devices` (the run's devices, e.g. its mesh's `devices.flat`; `task`:
+  config's task if already built); does nothing when the free memory is
+  unknown."""
   devices = list(devices)
   local = [d for d in devices if d.process_index == jax.process_index()] or devices
   available = [available_memory_bytes(d) for d in local]
   if any(a is None for a in available):
     return
   platform = local[0].platform
-  need = estimate(config, len(devices), platform)
+  need = estimate(config, len(devices), platform, task)
   if platform == "cpu":
     # One RAM for every local device: their needs add up.
     have = min(available)
