@@ -221,3 +221,17 @@ def test_online_with_credentials_and_a_silent_server_chooses_offline(
                                     timeouts=wandb_logger.Timeouts(connect=1.0))
   assert logger._online_or_offline() == "offline"
   assert len(messages) == 1 and "cannot reach" in messages[0]
+
+
+def test_cpu_vector_features_are_read_from_the_first_flags_line(tmp_path):
+  from ntm_jax.runs import provenance
+  cpuinfo = tmp_path / "cpuinfo"
+  cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\n"
+                     "flags\t\t: fpu vme sse2 sse4_1 avx2 fma avx512f avx512_bf16 ht\n"
+                     "processor\t: 1\nflags\t\t: fpu amx_tile\n")
+  assert provenance.cpu_vector_features(str(cpuinfo)) == [
+      "avx2", "avx512_bf16", "avx512f", "fma", "sse4_1"]
+  arm = tmp_path / "arm"
+  arm.write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm sve crc32\n")
+  assert provenance.cpu_vector_features(str(arm)) == ["asimd", "sve"]
+  assert provenance.cpu_vector_features(str(tmp_path / "missing")) == []

@@ -54,6 +54,26 @@ def cpu_model() -> str:
   return platform.processor()
 
 
+# The CPU features XLA's CPU compiler picks its vector code by: two CPUs with
+# the same model name can differ in them, and their runs then round apart.
+_VECTOR_FEATURE_PREFIXES = ("sse4", "avx", "fma", "amx", "f16c")
+
+
+def cpu_vector_features(cpuinfo: str = "/proc/cpuinfo") -> list:
+  """The sorted vector-instruction flags of the first CPU in `cpuinfo`
+  (Linux's flags line, or Features on ARM); [] where it cannot be read."""
+  try:
+    with open(cpuinfo) as f:
+      for line in f:
+        if line.startswith(("flags", "Features")):
+          return sorted(flag for flag in line.split(":", 1)[1].split()
+                        if flag.startswith(_VECTOR_FEATURE_PREFIXES)
+                        or flag in ("asimd", "sve", "sve2"))
+  except OSError:
+    pass
+  return []
+
+
 def collect(devices: int, seeds_per_group: int) -> dict:
   """This process's provenance.
 
@@ -83,6 +103,7 @@ def collect(devices: int, seeds_per_group: int) -> dict:
       # A seed's trajectory depends on rounding, so on these too (RESULTS.md,
       # "Rounding decides which seeds generalise").
       "cpu": cpu_model(),
+      "cpu_vector_features": cpu_vector_features(),
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
   }
 
