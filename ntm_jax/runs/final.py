@@ -47,11 +47,12 @@ def finish_run(plan: RunPlan, start_step: int, at: Position, clock: Clock) -> di
   test_began = time.perf_counter()
   results = test_best_params(plan, at.states)
   test_s = time.perf_counter() - test_began
-  strategy_began = time.perf_counter()
-  statistics = (seed_statistics.seed_statistics(
-      config, distributed.gather_seeds(at.states.best_params), plan.task)
-      if hasattr(plan.task, "strategy_statistics") else None)
-  strategy_s = time.perf_counter() - strategy_began
+  statistics, strategy_s = None, 0.0
+  if hasattr(plan.task, "strategy_statistics"):
+    strategy_began = time.perf_counter()
+    statistics = seed_statistics.seed_statistics(
+        config, distributed.gather_seeds(at.states.best_params), plan.task)
+    strategy_s = time.perf_counter() - strategy_began
   # What the summary needs, gathered from every host. Of the optimizer state
   # only the skipped-step counts (with skip_spikes_while_converged) reach it.
   states = at.states
