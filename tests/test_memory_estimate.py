@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from ntm_jax import models
 from absl import flags
 from absl.testing import flagsaver
 
@@ -166,8 +168,9 @@ def _xla(config, program):
     compiled = fn.lower(states, np.int32(0)).compile()
   else:
     fn = training.make_seed_parallel(functools.partial(
-        engine._test_seed, task=task, model_config=model, lengths=t.test_lengths,
-        batch_size=t.test_batch, memory_size=t.test_memory_size), None, model_config=model)
+        training.evaluate_lengths, task=task, model_config=model, lengths=t.test_lengths,
+        batch_size=t.test_batch,
+        memory_size=models.memory_size_for(model, t.test_memory_size)), None, model_config=model)
     keys = jax.ShapeDtypeStruct((seeds, 2), jnp.uint32)
     compiled = fn.lower(states.best_params, keys).compile()
   return compiled.memory_analysis()
