@@ -33,7 +33,7 @@ import numpy as np
 
 from ntm_jax.config import TrainConfig
 from ntm_jax.tasks import base as task_base
-from ntm_jax.training import draws
+import ntm_jax.training.draws as draws
 
 # Sequences of the batch whose values are checked.
 VALUE_BATCH = 2

@@ -42,7 +42,8 @@ import numpy as np
 
 from ntm_jax import models
 from ntm_jax.config import ExperimentConfig, TrainConfig
-from ntm_jax.training import draws, layout
+import ntm_jax.training.draws as draws
+import ntm_jax.training.layout as layout
 from ntm_jax.training.step import init_state
 
 # The backward pass's residuals, times this: their cotangents and one time
