@@ -74,8 +74,8 @@ def shipped(name):
 
 
 @pytest.mark.parametrize("name, length, variant", [
-    ("copy", 20, None), ("repeat_copy", 10, None), ("repeat_copy_unary", 10, None),
-    ("repeat_copy_unary", 5, "repeats 15"), ("associative_recall", 6, None)])
+    ("copy", 20, None), ("repeat_copy", 10, None), ("repeat_copy", 5, "repeats 15"),
+    ("associative_recall", 6, None)])
 def test_a_shipped_model_makes_under_one_bit_error_per_sequence(name, length, variant):
   if name not in pretrained.available():
     pytest.skip(f"no pretrained {name} shipped")
