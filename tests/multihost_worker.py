@@ -7,7 +7,6 @@ JAX_NUM_PROCESSES, JAX_PROCESS_ID); process 0 alone writes OUT.npz with the
 gathered params and metrics. Prints "rows ..." (this process's seeds) and
 "suffix ..." for the test to check.
 """
-import functools
 import sys
 
 import ntm_jax.training.distributed as distributed
@@ -19,6 +18,7 @@ import numpy as np  # noqa: E402
 
 from ntm_jax import NTMConfig
 import ntm_jax.training as train  # noqa: E402
+from ntm_jax.runs.chunks import make_chunk  # noqa: E402
 from ntm_jax.tasks import CopyTask  # noqa: E402
 
 SEEDS = 4
@@ -42,10 +42,9 @@ def main(out_path: str, expected_processes: int) -> None:
   assert mesh.size == len(jax.devices()), (mesh, jax.devices())
   sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
   states = distributed.put_seeds(train.init_states(MODEL, CONFIG, SEEDS), sharding)
-  chunk = train.make_seed_parallel(functools.partial(
-      train.train_chunk, task=TASK, model_config=MODEL, config=CONFIG), mesh)
-  for _ in range(CONFIG.steps // CONFIG.eval_every):
-    states, metrics, evals = chunk(states)
+  chunk = make_chunk(MODEL, CONFIG, TASK, mesh)  # the engine's own chunk
+  for first_step in range(0, CONFIG.steps, CONFIG.eval_every):
+    states, metrics, evals = chunk(states, np.int32(first_step))
   rows, local = distributed.local_seeds(states.params)
   params, metrics, evals = distributed.gather_seeds((states.params, metrics, evals))
   for mine, full in zip(jax.tree_util.tree_leaves(local), jax.tree_util.tree_leaves(params)):
