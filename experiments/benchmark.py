@@ -15,6 +15,22 @@ nominal fp32 peak and of what one 1024 x 1024 matmul per device reaches.
 timing.train_s) in this tree and in a temporary `git worktree` of the
 commit, back to back, and prints their ratio: the engine's own code differs
 between commits, the command line does not.
+
+    python -m experiments.benchmark --tasks copy,dyck [--models ntm,lstm] [--seeds 8]
+
+--tasks (names from copy, repeat_copy, associative_recall, ngrams,
+priority_sort, dyck) measures instead, for each task and each of --models
+(default ntm,lstm), the configuration `python -m experiments.<task> --model
+<kind>` trains by default (its batch size, lengths, model and memory sizes)
+at --seeds seeds (default 8 here) on all devices: one warm-up chunk of
+--steps_per_chunk steps, then --chunks timed ones (each ending with an
+evaluation, as a run's chunk of eval_every steps does; 250 by default).
+One table, and the rows under "tasks" in --json: parameters, seeds, batch per
+seed, compile s, steps/s, sequences/s (all seeds and per seed), useful time
+steps/s and hours per million training sequences per seed at that seed
+count (`experiments/task_throughput.py`). --batch_size, --memory_rows,
+--devices and --baseline_ref belong to the copy measurement and are refused
+beside --tasks.
 """
 import json
 import os
@@ -34,6 +50,9 @@ _CHUNKS = flags.DEFINE_integer("chunks", 3, "Timed chunks per measurement (after
 _STEPS = flags.DEFINE_integer("steps_per_chunk", 100, "Training steps per compiled chunk.")
 _BATCH = flags.DEFINE_integer("batch_size", 4, "Sequences per seed per step.")
 _ROWS = flags.DEFINE_integer("memory_rows", 128, "Memory rows N of the copy NTM.")
+_TASKS = flags.DEFINE_list("tasks", [], "Measure these tasks at their experiments' defaults "
+                           "instead of the copy NTM (see the docstring).")
+_MODELS = flags.DEFINE_list("models", ["ntm", "lstm"], "Model kinds measured with --tasks.")
 _JSON = flags.DEFINE_string("json", None, "Write the results here as JSON.")
 _DEVICES = flags.DEFINE_list("devices", None, "Device counts to compare (default: 1 and all).")
 _REF = flags.DEFINE_string("baseline_ref", None,
@@ -55,8 +74,17 @@ def _check_flags() -> list:
       raise ValueError(f"--json {_JSON.value} is a directory")
     if not os.access(os.path.dirname(path), os.W_OK):
       raise ValueError(f"--json {_JSON.value}: its directory does not exist or cannot be written")
+  if _TASKS.value:
+    import experiments.task_throughput as task_throughput
+    task_throughput.check_names(_TASKS.value, _MODELS.value)
+    given = [f"--{f.name}" for f in (_BATCH, _ROWS, _DEVICES, _REF) if f.present]
+    if given:
+      raise ValueError(f"{', '.join(given)}: the copy measurement's; --tasks measures each "
+                       "experiment's own settings on all devices")
+  elif _MODELS.present:
+    raise ValueError("--models needs --tasks")
   try:
-    seeds = [int(s) for s in _SEEDS.value]
+    seeds = [int(s) for s in _SEEDS.value] if _SEEDS.present or not _TASKS.value else [8]
     devices = [int(d) for d in _DEVICES.value or []]
   except ValueError:
     raise ValueError("--seeds and --devices must be lists of integers") from None
@@ -110,15 +138,13 @@ def _matmul_flops_per_s(size: int = 1024, repeats: int = 10) -> float:
 
 def _measure(seeds: int, device_count: int, peak, yardstick) -> dict:
   """One in-process measurement of the engine's compiled chunk."""
-  import jax
   import numpy as np
   from ntm_jax import NTMConfig
   import ntm_jax.analysis.flops as flops_lib
-  from ntm_jax.runs.chunks import make_chunk
   import ntm_jax.training as train
   import ntm_jax.training.distributed as distributed
-  from ntm_jax.training.draws import step_length
   from ntm_jax.tasks import CopyTask
+  from experiments.task_throughput import drawn_lengths, timed_chunks
 
   task = CopyTask()
   model = NTMConfig(task.input_size, task.output_size, memory_rows=_ROWS.value)
@@ -126,35 +152,20 @@ def _measure(seeds: int, device_count: int, peak, yardstick) -> dict:
   config = train.TrainConfig(seeds=seeds, steps=steps, eval_every=steps, batch_size=_BATCH.value)
   mesh = distributed.seed_mesh(device_count)
   padded = -(-seeds // mesh.size) * mesh.size
-  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
-  states = jax.device_put(train.init_states(model, config, padded), sharding)
-  chunk = make_chunk(model, config, task, mesh)
-  began = time.perf_counter()
-  compiled = chunk.lower(states, np.int32(0)).compile()
-  compile_s = time.perf_counter() - began
+  compile_s, timed = timed_chunks(model, config, task, mesh, padded, _CHUNKS.value)
   # The evaluation ends every chunk: padded, but only its sequences' own
   # steps are useful.
   lengths = np.arange(config.min_length, config.max_length + 1)
   per_length = max(1, -(-config.eval_batch // len(lengths)))
   eval_steps = per_length * sum(task.sequence_steps(int(l)) for l in lengths)
-
-  def useful(start):
-    """(useful time steps, useful FLOPs) of every seed's chunk from `start`."""
-    lengths = np.asarray(jax.vmap(lambda s: step_length(s, config))(
-        start + np.arange(steps, dtype=np.int32)))
-    train_steps = [task.sequence_steps(int(l)) for l in lengths]
-    flops = sum(flops_lib.train_step_flops(model, _BATCH.value, t) for t in train_steps)
-    flops += eval_steps * flops_lib.forward_flops_per_step(model)
-    return seeds * _BATCH.value * sum(train_steps), seeds * flops
-
-  states = jax.block_until_ready(compiled(states, np.int32(0)))[0]  # warm-up
-  seconds, time_steps, flops = [], 0, 0
-  for k in range(1, _CHUNKS.value + 1):
-    began = time.perf_counter()
-    states = jax.block_until_ready(compiled(states, np.int32(k * steps)))[0]
-    seconds.append(time.perf_counter() - began)
-    counts = useful(k * steps)
-    time_steps, flops = time_steps + counts[0], flops + counts[1]
+  time_steps, flops = 0, 0
+  for start, _, converged in timed:  # every seed draws the same lengths here
+    train_steps = [task.sequence_steps(int(l))
+                   for l in drawn_lengths(config, start, steps, converged[:seeds])[:, 0]]
+    time_steps += seeds * _BATCH.value * sum(train_steps)
+    flops += seeds * (sum(flops_lib.train_step_flops(model, _BATCH.value, t) for t in train_steps)
+                      + eval_steps * flops_lib.forward_flops_per_step(model))
+  seconds = [s for _, s, _ in timed]
   total = sum(seconds)
   row = {"seeds": seeds, "devices": mesh.size, "compile_s": compile_s,
          "chunk_s": float(np.median(seconds)), "steps_per_s": _CHUNKS.value * steps / total,
@@ -214,6 +225,12 @@ def main(argv):
   import ntm_jax.training.devices as devices_lib
   devices_lib.use_all_cpu_cores()
   import jax
+  if _TASKS.value:
+    try:
+      _write_json(_measure_tasks(seed_counts))
+    except ValueError as error:
+      sys.exit(f"error: {error}")
+    return
   all_devices = len(jax.local_devices())
   device_counts = sorted({int(d) for d in _DEVICES.value or [1, all_devices]})
   if device_counts[-1] > all_devices:
@@ -246,6 +263,31 @@ def main(argv):
     b = results["baseline"]
     print(f"training {b['train_speedup']:.2f}x faster than {_REF.value} (train_s ratio, "
           f"median of {_REF_REPEATS.value}); compile time x{b['compile_ratio']:.2f}")
+  _write_json(results)
+
+
+def _measure_tasks(seed_counts: list) -> dict:
+  """--tasks: each task's and model's default configuration, every config
+  checked before the first compiles; one table."""
+  import jax
+  import experiments.task_throughput as task_throughput
+  pairs = [(task, kind) for task in _TASKS.value for kind in _MODELS.value]
+  configs = task_throughput.default_configs(pairs)
+  for config in configs:
+    for seeds in seed_counts:
+      task_throughput.prepare(config, seeds, _STEPS.value, _CHUNKS.value)
+  rows = []
+  for config in configs:
+    for seeds in seed_counts:
+      rows.append(task_throughput.measure(config, seeds, _STEPS.value, _CHUNKS.value))
+      print(json.dumps(rows[-1]), flush=True)
+  print("\n" + task_throughput.format_table(rows))
+  return {"backend": jax.default_backend(), "devices_available": len(jax.local_devices()),
+          "steps_per_chunk": _STEPS.value, "chunks": _CHUNKS.value, "tasks": rows,
+          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _write_json(results: dict) -> None:
   if _JSON.value:
     with open(_JSON.value, "w") as f:
       json.dump(results, f, indent=2)
