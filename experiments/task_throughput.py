@@ -12,9 +12,12 @@ one evaluation, as a run's does every `eval_every` steps.
 
 Counted (`measure`): training sequences of the real seeds only; useful time
 steps, each sequence's own `task.sequence_steps(length)` at the length its
-step drew (`drawn_lengths`, the engine's rule), beside the padded ones
-(`sequence_steps` of the longest training length); and the hours one seed
-needs for a million training sequences at that seed count.
+step drew (`drawn_lengths`, the engine's rule: the steps its time loop
+runs), beside the padded ones (`sequence_steps` of the longest training
+length); and the hours one seed needs for a million training sequences at
+that seed count. Repeat copy's `sequence_steps` pads the output phase to
+`max_repeats` copies: the repeat count each sequence draws inside the step
+is not reproduced here, so its useful time steps count that padding.
 
     python -m experiments.task_throughput copy:ntm dyck:lstm   # the configs, as JSON lines
 """
@@ -183,11 +186,17 @@ def format_table(rows) -> str:
   widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
   lines = ["  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in
                      enumerate(zip(line, widths))) for line in cells]
-  return "\n".join(lines + [
+  notes = [
       "Each experiment's default configuration, on all devices; seq/s counts the training "
       "sequences of all seeds, useful T/s each sequence's own time steps "
-      "(task.sequence_steps at its drawn length); h/1M seq/seed: hours for one seed's "
-      "million training sequences at that seed count (each chunk's evaluation included)."])
+      "(task.sequence_steps at its drawn length, what its time loop runs); h/1M seq/seed: "
+      "hours for one seed's million training sequences at that seed count (each chunk's "
+      "evaluation included)."]
+  if any(row["task"] == "repeat_copy" for row in rows):
+    notes.append("repeat_copy: sequence_steps(length) pads the output to max_repeats copies; "
+                 "the repeat count each sequence drew is not reproduced, so its useful T/s "
+                 "counts that padding.")
+  return "\n".join(lines + notes)
 
 
 if __name__ == "__main__":  # default_configs' subprocess: a config per TASK:KIND argument

@@ -87,6 +87,9 @@ def test_the_table_has_a_line_per_row_under_its_header(tiny_row):
   lines = task_throughput.format_table([tiny_row, other]).splitlines()
   assert lines[0].split()[:2] == ["task", "model"] and "h/1M" in lines[0]
   assert [line.split()[:2] for line in lines[1:3]] == [["copy", "ntm"], ["copy", "lstm"]]
+  assert not any("repeat_copy" in line for line in lines)
+  repeat = task_throughput.format_table([dict(tiny_row, task="repeat_copy")])
+  assert "max_repeats" in repeat.splitlines()[-1]
 
 
 def test_a_config_that_cannot_run_is_refused_before_compiling():
