@@ -47,22 +47,16 @@ def _check(run_dir: str, length: int, sequences: int, memory: int, batch: int) -
 
 def seed_report(params, model_config, task, length, sequences, memory, batch) -> dict:
   """`copy_failures.seed_failures` of one seed over `sequences` sequences,
-  `batch` at a time (the same sequences for every seed)."""
+  probed `batch` at a time (the same sequences for every seed)."""
   import jax
+  import numpy as np
   from ntm_jax.analysis import copy_failures, head_statistics
-  parts = []
-  for start in range(0, sequences, batch):
-    probed = head_statistics.probe(params, model_config, task, length, memory, batch,
-                                   rng=jax.random.PRNGKey(start))
-    parts.append(copy_failures.seed_failures(probed, length))
-  failed = sum(p["failed"] for p in parts)
-  medians = [p["median_first_step"] for p in parts if p["median_first_step"] is not None]
-  return {"sequences": sequences, "failed": failed,
-          "bit_errors": sum(p["bit_errors"] for p in parts) / len(parts),
-          "causes": {c: sum(p["causes"][c] for p in parts) for c in copy_failures.CAUSES},
-          "landed_after_repeat": sum(p["landed_after_repeat"] for p in parts),
-          # A median of batch medians: the batches are the same size.
-          "median_first_step": float(sorted(medians)[len(medians) // 2]) if medians else None}
+  names = ("logits", "targets", "inputs", "read_weights", "write_weights")
+  parts = [head_statistics.probe(params, model_config, task, length, memory, batch,
+                                 rng=jax.random.PRNGKey(start))
+           for start in range(0, sequences, batch)]
+  probed = {name: np.concatenate([part[name] for part in parts]) for name in names}
+  return copy_failures.seed_failures(probed, length)
 
 
 def report(run_dir, length, sequences, memory, batch, log=print) -> list:
@@ -71,18 +65,20 @@ def report(run_dir, length, sequences, memory, batch, log=print) -> list:
   task = config.make_task()
   log(f"{run_dir}: {sequences} sequences of length {length}, memory {memory}; "
       "per seed: failed sequences, bit errors per sequence, first wrong step's cause")
-  log("seed  failed  bit_err  overwritten misplaced blurred  after_repeat  median_first_step")
+  log("seed  failed  bit_err  overwritten misplaced blurred  after_repeat  first wrong step: "
+      "early middle late  median  |offset|")
   records = []
   for index in range(config.train.seeds):
     params = checkpoints.seed_params(states, index)
     record = {"seed_index": index, **seed_report(params, config.model, task, length,
                                                  sequences, memory, batch)}
     records.append(record)
-    c = record["causes"]
-    first = record["median_first_step"]
+    c, third = record["causes"], record["first_step_third"]
+    first, offset = record["median_first_step"], record["median_abs_offset"]
     log(f"{index:4d} {record['failed']:7d} {record['bit_errors']:8.3f} {c['overwritten']:12d} "
-        f"{c['misplaced']:9d} {c['blurred']:7d} {record['landed_after_repeat']:13d}  "
-        f"{'-' if first is None else f'{first:.0f}'}")
+        f"{c['misplaced']:9d} {c['blurred']:7d} {record['landed_after_repeat']:13d} "
+        f"{third['early']:24d} {third['middle']:6d} {third['late']:4d} "
+        f"{'-' if first is None else f'{first:.0f}':>7} {'-' if offset is None else f'{offset:.0f}':>9}")
   return records
 
 

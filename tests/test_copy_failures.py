@@ -13,12 +13,14 @@ def one_hot(rows):
   return out
 
 
-def sequence(write_rows, read_rows, bits=None):
+def sequence(write_rows, read_rows, bits=None, later_write_row=5):
   """Weightings [T, N] and inputs [T, BITS + 1] of one sequence: inputs at
-  steps 0..3, the delimiter at 4, outputs at 5..8."""
+  steps 0..3, the delimiter at 4, outputs at 5..8; from the delimiter on the
+  write head rests on `later_write_row`."""
   steps = 2 * LENGTH + 1
   write = np.zeros((steps, ROWS))
   write[:LENGTH] = one_hot(write_rows)
+  write[LENGTH:] = one_hot([later_write_row] * (steps - LENGTH))
   read = np.zeros((steps, ROWS))
   read[LENGTH + 1:] = one_hot(read_rows)
   inputs = np.zeros((steps, BITS + 1))
@@ -48,6 +50,16 @@ def test_a_row_written_twice_is_overwritten():
   assert record["cause"] == "overwritten" and record["step"] == 1
   assert record["read_offset"] == 0 and record["landed_on"] == 2
   assert record["wrong_after"] == 1 / 3
+
+
+def test_a_row_the_write_head_visits_while_copying_out_is_overwritten():
+  # The last input's row (3) is written again at the delimiter, before it
+  # is read at output step 3; the earlier rows are not.
+  read, write, inputs = sequence([0, 1, 2, 3], [0, 1, 2, 3], later_write_row=3)
+  record = copy_failures.first_failure(read, write, inputs, [0, 0, 0, 2], LENGTH)
+  assert record["cause"] == "overwritten" and record["step"] == 3
+  record = copy_failures.first_failure(read, write, inputs, [0, 0, 1, 2], LENGTH)
+  assert record["cause"] == "blurred" and record["step"] == 2
 
 
 def test_a_read_head_one_row_ahead_is_misplaced_and_says_where_it_landed():
@@ -97,6 +109,9 @@ def test_seed_failures_counts_a_batch():
   assert out["bit_errors"] == (6 + 2) / 3
   assert out["causes"] == {"overwritten": 1, "misplaced": 1, "blurred": 0}
   assert out["median_first_step"] == 1.5
+  # Length 4: steps 0-1 are the first third (3 i // 4 = 0), 2 the second.
+  assert out["first_step_third"] == {"early": 1, "middle": 1, "late": 0}
+  assert out["median_abs_offset"] == 0.5  # offsets 0 (overwritten) and +1
 
 
 # python -m experiments.copy_failures ---------------------------------------------

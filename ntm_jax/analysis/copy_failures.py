@@ -5,8 +5,10 @@ A copy NTM writes input vector i to some row w_i and must read row w_i back
 at output step i. The first output step with a wrong bit fails in one of
 three ways, told apart from the heads' rows of peak weight:
 
-- "overwritten": a later input vector was written to w_i as well (the write
-  head stalled or came back), so the row no longer holds vector i;
+- "overwritten": the write head's peak came back to w_i after writing
+  vector i and before the read of it: a later input, the delimiter step or
+  an earlier output step (the write head keeps moving while the model
+  copies out), so the row may no longer hold vector i;
 - "misplaced": the read head's peak is not on w_i (it skipped, stalled or
   jumped); `landed_on` then says which input's row it is on, and
   `landed_after_repeat` whether that input follows a copy of the vector that
@@ -22,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 CAUSES = ("overwritten", "misplaced", "blurred")
+THIRDS = ("early", "middle", "late")
 
 
 def step_bit_errors(logits, targets, length: int) -> np.ndarray:
@@ -63,7 +66,9 @@ def first_failure(read_weights, write_weights, inputs, errors, length: int) -> O
   # The row read at step i holds the last input written there.
   last_written = {int(row): j for j, row in enumerate(written)}
   landed = last_written.get(read_row)
-  if last_written[int(written[i])] != i:
+  # Every write between vector i's and the read at time length + 1 + i.
+  later = np.argmax(np.asarray(write_weights)[i + 1:length + 1 + i], axis=-1)
+  if np.any(later == written[i]):
     cause = "overwritten"
   elif offset != 0:
     cause = "misplaced"
@@ -82,8 +87,11 @@ def seed_failures(probed: dict, length: int) -> dict:
 
   Returns {"sequences": B, "failed": how many have a wrong bit,
   "bit_errors": mean wrong bits per sequence, "causes": {cause: count},
-  "median_first_step": of the failed ones (None if none),
-  "landed_after_repeat": count, "median_wrong_after": of the failed ones}.
+  "first_step_third": {"early", "middle", "late": count}, which third of
+  the output the first wrong step falls in, "median_first_step",
+  "median_abs_offset" (of the read head off its row) and
+  "median_wrong_after" of the failed ones (None if none),
+  "landed_after_repeat": count}.
   """
   records = []
   total = 0
@@ -101,6 +109,10 @@ def seed_failures(probed: dict, length: int) -> dict:
 
   return {"sequences": batch, "failed": len(records), "bit_errors": total / batch,
           "causes": {cause: sum(r["cause"] == cause for r in records) for cause in CAUSES},
+          "first_step_third": {name: sum(min(3 * r["step"] // length, 2) == k for r in records)
+                               for k, name in enumerate(THIRDS)},
           "median_first_step": median("step"),
+          "median_abs_offset": (float(np.median([abs(r["read_offset"]) for r in records]))
+                                if records else None),
           "landed_after_repeat": sum(r["landed_after_repeat"] for r in records),
           "median_wrong_after": median("wrong_after")}
