@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from ntm_jax import models
 from ntm_jax import training
+import ntm_jax.runs.faults as faults
 import ntm_jax.runs.rundir as rundir
 import ntm_jax.runs.seed_statistics as seed_statistics
 import ntm_jax.runs.summary as summary_lib
@@ -34,8 +35,9 @@ def test_best_params(plan: RunPlan, states) -> dict:
         training.evaluate_lengths, task=test_task, model_config=config.model,
         lengths=t.test_lengths, batch_size=t.test_batch, memory_size=memory_size), plan.mesh,
         model_config=config.model)
-    results[name] = {key: value[:t.seeds] for key, value in
-                     distributed.gather_seeds(test(states.best_params, test_keys)).items()}
+    with faults.out_of_memory_ends_the_run(f"testing the best parameters ({name})"):
+      tested = distributed.gather_seeds(test(states.best_params, test_keys))
+    results[name] = {key: value[:t.seeds] for key, value in tested.items()}
   return results
 
 

@@ -51,10 +51,22 @@ def start_or_resume(plan: RunPlan, initial_states=None) -> Started:
   manager = checkpoints.manager(plan.out_dir)
   if plan.resume:
     start = _resumed(plan, manager, start)
+    if plan.main:  # only now: a refused resume leaves the directory as it was
+      _remove_unfinished_saves(plan)
   _announce(plan)
   metrics = (rundir.MetricsFile(os.path.join(plan.out_dir, "metrics.jsonl"), start.step)
              if plan.main else rundir.NoMetricsFile())
   return Started(start, manager, metrics)
+
+
+def _remove_unfinished_saves(plan: RunPlan) -> None:
+  """The folders of saves that never finished (a full disk, a kill), which
+  orbax would leave forever; this process owns the directory, so none is
+  being written."""
+  removed = checkpoints.remove_unfinished(plan.out_dir)
+  if removed:
+    plan.log(f"removed {len(removed)} unfinished checkpoint folder(s) a failed save left "
+             f"in {checkpoints.directory(plan.out_dir)}: {', '.join(removed)}")
 
 
 def _resumed(plan: RunPlan, manager, fresh: Position) -> Position:
