@@ -1,8 +1,9 @@
 """Faults while a run trains end in one line and leave nothing half-made: a
 checkpoint save that fails (a full disk) stops the run at that step with the
 earlier checkpoints intact, and the next resume removes what the failed save
-left; running out of memory is one line and leaves no directory when nothing
-was trained.
+left; a metrics.jsonl cut before the checkpoint a run resumes from is said in
+one line and recorded in summary.json; running out of memory is one line and
+leaves no directory when nothing was trained.
 
 The run is conftest's TINY_EXPERIMENT (checkpoints every 50 steps); the
 faults are injected where orbax and XLA would raise them.
@@ -110,7 +111,7 @@ def test_resuming_after_a_failed_save_continues_from_the_checkpoint_before(
   summary = _run(out_dir, messages, resume=True)
   assert "resumed from step 50" in messages
   assert not any(".orbax-checkpoint-tmp" in n for n in os.listdir(out_dir / "checkpoints"))
-  assert _steps(out_dir) == list(range(1, 201))
+  assert _steps(out_dir) == list(range(1, 201)) and "metrics_gaps" not in summary
 
 
 @pytest.mark.parametrize("error,cause,room", [
@@ -130,6 +131,47 @@ def test_a_save_failure_names_its_cause_and_where_to_resume(error, cause, room):
                        f"{'there is room' if room else 'that is fixed'}")
   first = str(faults.save_failed(DISK_FULL, 50, "D/checkpoints", None))
   assert "no earlier checkpoint exists, so --resume starts again from step 0" in first
+
+
+def _cut_metrics(out_dir, at_step: int) -> None:
+  """metrics.jsonl cut by a crash in the middle of the row for `at_step`."""
+  path = out_dir / "metrics.jsonl"
+  lines = path.read_text().splitlines(keepends=True)
+  cut = next(i for i, line in enumerate(lines) if json.loads(line)["step"] == at_step)
+  path.write_text("".join(lines[:cut]) + lines[cut][:len(lines[cut]) // 2])
+
+
+def test_a_metrics_file_cut_before_the_checkpoint_is_one_warning_and_in_the_summary(
+    tiny_run_dir, tmp_path):
+  out_dir = tmp_path / "run"
+  shutil.copytree(tiny_run_dir, out_dir)
+  assert "metrics_gaps" not in rundir.load_summary(str(out_dir))
+  _cut_metrics(out_dir, 120)  # the latest checkpoint is at step 200
+  messages = []
+  summary = _run(out_dir, messages, resume=True, resume_steps=250)
+  warnings = [m for m in messages if m.startswith("warning: metrics.jsonl")]
+  assert warnings == ["warning: metrics.jsonl has no rows for steps 120-200 (cut before the "
+                      "checkpoint at step 200); those steps' evaluations are missing from "
+                      "the learning curves"]
+  assert summary["metrics_gaps"] == [[120, 200]]
+  assert rundir.load_summary(str(out_dir))["metrics_gaps"] == [[120, 200]]
+  assert _steps(out_dir) == list(range(1, 120)) + list(range(201, 251))
+  # A later resume still records the gap, but has no new one to warn of.
+  messages = []
+  summary = _run(out_dir, messages, resume=True, resume_steps=300)
+  assert not [m for m in messages if "metrics.jsonl" in m]
+  assert summary["metrics_gaps"] == [[120, 200]]
+
+
+@pytest.mark.parametrize("steps,through,gaps", [
+    ([], 0, []),
+    ([1, 2, 3], 3, []),
+    ([1, 2, 3], 5, [[4, 5]]),
+    ([], 4, [[1, 4]]),
+    ([1, 2, 6, 7], 7, [[3, 5]]),
+    ([2, 3, 5], 8, [[1, 1], [4, 4], [6, 8]])])
+def test_missing_steps_are_the_runs_absent_from_1_to_the_checkpoint(steps, through, gaps):
+  assert rundir.missing_steps(steps, through) == gaps
 
 
 def _out_of_memory_on_call(monkeypatch, call: int):

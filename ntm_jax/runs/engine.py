@@ -79,7 +79,7 @@ def run(config, out_dir: str, **options) -> dict:
     with ownership.claim(out_dir, options.resume, options.overwrite, plan.main):
       started = start_lib.start_or_resume(plan, options.initial_states)
       at, clock = loop.train(plan, started)
-      summary = final.finish_run(plan, started.start.step, at, clock)
+      summary = final.finish_run(plan, started.start.step, at, clock, started.metrics.gaps)
       if options.finish is not None and plan.main:
         options.finish(out_dir, summary)
       return summary

@@ -41,10 +41,14 @@ def test_best_params(plan: RunPlan, states) -> dict:
   return results
 
 
-def finish_run(plan: RunPlan, start_step: int, at: Position, clock: Clock) -> dict:
+def finish_run(plan: RunPlan, start_step: int, at: Position, clock: Clock,
+               metrics_gaps=()) -> dict:
   """Tests the trained seeds, measures their strategy statistics (a task's
   `strategy_statistics`, per seed under "strategy"), writes summary.json, tells the loggers, prints
-  the summary table; returns the summary."""
+  the summary table; returns the summary.
+
+  metrics_gaps: [first, last] steps metrics.jsonl lacks (`rundir.MetricsFile`
+  gaps), recorded as summary.json's "metrics_gaps" (absent when none)."""
   config = plan.config
   test_began = time.perf_counter()
   results = test_best_params(plan, at.states)
@@ -71,6 +75,8 @@ def finish_run(plan: RunPlan, start_step: int, at: Position, clock: Clock) -> di
   summary = summary_lib.summarize(config, host_states, results, timing, param_count,
                                   training.converge_metric(plan.task))
   seed_statistics.add_to_summary(summary, statistics)
+  if metrics_gaps:
+    summary["metrics_gaps"] = [list(gap) for gap in metrics_gaps]
   if plan.main:
     rundir.write_json(os.path.join(plan.out_dir, "summary.json"), summary)
   plan.loggers.finish(summary)

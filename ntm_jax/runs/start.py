@@ -27,7 +27,8 @@ class Position:
 @dataclasses.dataclass(frozen=True)
 class Started:
   """A started run: where it starts, its orbax checkpoint manager and its
-  metrics.jsonl writer (the chunk loop closes both)."""
+  metrics.jsonl writer (the chunk loop closes both; its `gaps` are the steps
+  the file lacks before the start)."""
   start: Position
   manager: Any
   metrics: Any
@@ -56,6 +57,7 @@ def start_or_resume(plan: RunPlan, initial_states=None) -> Started:
   _announce(plan)
   metrics = (rundir.MetricsFile(os.path.join(plan.out_dir, "metrics.jsonl"), start.step)
              if plan.main else rundir.NoMetricsFile())
+  _warn_of_a_cut(plan, metrics.gaps, start.step)
   return Started(start, manager, metrics)
 
 
@@ -67,6 +69,17 @@ def _remove_unfinished_saves(plan: RunPlan) -> None:
   if removed:
     plan.log(f"removed {len(removed)} unfinished checkpoint folder(s) a failed save left "
              f"in {checkpoints.directory(plan.out_dir)}: {', '.join(removed)}")
+
+
+def _warn_of_a_cut(plan: RunPlan, gaps: list, step: int) -> None:
+  """One line when metrics.jsonl ends before the checkpoint resumed from
+  (the file was cut by a crash): those steps stay missing from the curves.
+  Older gaps were said at their own resume; summary.json lists them all."""
+  if gaps and gaps[-1][1] == step:
+    first, last = gaps[-1]
+    plan.log(f"warning: metrics.jsonl has no rows for steps {first}-{last} (cut before "
+             f"the checkpoint at step {step}); those steps' evaluations are missing "
+             "from the learning curves")
 
 
 def _resumed(plan: RunPlan, manager, fresh: Position) -> Position:
