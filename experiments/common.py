@@ -222,7 +222,7 @@ def main_for(task_name=None, task_options=()) -> None:
                       checkpoint_every=config.checkpoint_every, plots=config.plots,
                       devices=FLAGS.devices, resume=FLAGS.resume, resume_steps=resume_steps,
                       overwrite=FLAGS.overwrite, progress=FLAGS.progress, loggers=loggers)
-    except ValueError as error:
+    except (ValueError, engine.RunFailed) as error:  # RunFailed: a started run's end
       sys.exit(f"error: {error}")
     except engine.RunInterrupted as stopped:  # SIGTERM / SIGINT: saved, then out
       print(stopped, file=sys.stderr)

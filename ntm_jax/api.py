@@ -73,6 +73,8 @@ def train_seeds(task, model_config: ModelConfig, train_config: TrainConfig,
   Raises:
     ValueError: (one line) bad settings or out_dir, before anything
       compiles or changes on disk (`ntm_jax.runs.engine.run`).
+    ntm_jax.runs.faults.RunFailed: (one line) a started run that could not
+      go on (a failed checkpoint save, out of memory); what it saved stays.
   """
   from ntm_jax.training import devices as devices_lib
   if not devices_lib.use_all_cpu_cores() and devices_lib.fewer_devices_than_cores():

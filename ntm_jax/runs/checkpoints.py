@@ -11,14 +11,17 @@ a 1-device machine and vice versa); see `load_run`.
 import contextlib
 import dataclasses
 import gc
-import json
+import glob
+import logging
 import os
+import shutil
 import sys
 from typing import Optional
 
 import jax
 import numpy as np
 
+import ntm_jax.runs.faults as faults
 import ntm_jax.runs.rundir as rundir
 
 load_config = rundir.saved_config
@@ -52,19 +55,59 @@ def _stored(states) -> dict:
 
 
 def save(checkpoint_manager, step: int, states) -> None:
+  """Saves `states` as the checkpoint of `step` and waits until it is on disk.
+
+  orbax writes in a background thread and keeps its error for a later call;
+  waiting here (a host sync at checkpoint time only) makes a failed save end
+  the run at this step, before it trains on past a checkpoint it lacks.
+
+  Raises:
+    faults.SaveFailed: (one line) the save failed; the earlier checkpoints
+      are intact (orbax deletes old ones only after a save completes).
+  """
   import orbax.checkpoint as ocp
-  checkpoint_manager.save(step, args=ocp.args.StandardSave(_stored(states)))
+  previous = checkpoint_manager.latest_step()  # complete: every save is waited for
+  try:
+    with _quiet_orbax_errors():
+      checkpoint_manager.save(step, args=ocp.args.StandardSave(_stored(states)))
+      checkpoint_manager.wait_until_finished()
+  except Exception as error:  # orbax and TensorStore raise bare Exceptions
+    raise faults.save_failed(error, step, checkpoint_manager.directory, previous) from None
+
+
+@contextlib.contextmanager
+def _quiet_orbax_errors():
+  """orbax logs a failed save with its traceback (absl, at ERROR) before
+  raising it; the run says the failure in one line, so those logs are
+  dropped while a save runs."""
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.CRITICAL)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
+TEMPORARY_PATTERN = "*.orbax-checkpoint-tmp*"  # orbax's folders of unfinished saves
+
+
+def remove_unfinished(out_dir: str) -> list:
+  """Removes the folders orbax left of saves that never finished (a failed
+  or killed save) from out_dir's checkpoints/; returns their names. Only for
+  the run that owns out_dir: a live save of another process looks the same."""
+  removed = []
+  for path in sorted(glob.glob(os.path.join(directory(out_dir), TEMPORARY_PATTERN))):
+    shutil.rmtree(path, ignore_errors=True)
+    removed.append(os.path.basename(path))
+  return removed
 
 
 class CheckpointError(ValueError):
   """A checkpoint that cannot serve, said in one line."""
 
 
-def one_line(error: BaseException) -> str:
-  """The first line of an error, without TensorStore's spec dump."""
-  text = str(error).strip()
-  text = text.splitlines()[0] if text else type(error).__name__
-  return text.split(" See full TensorStore details")[0][:200]
+one_line = faults.one_line
 
 
 def restore(checkpoint_manager, states, seeds: int, log=print):

@@ -13,6 +13,7 @@ or touches disk yet), then, in the claimed directory (`ownership`), `start`
 their rows, checkpoints and signals), and `final` (the test of each seed's
 best parameters, summary.json).
 """
+import ntm_jax.runs.faults as faults
 import ntm_jax.runs.final as final
 import ntm_jax.runs.loop as loop
 import ntm_jax.runs.ownership as ownership
@@ -22,8 +23,9 @@ from ntm_jax.runs.chunks import make_chunk
 from ntm_jax.runs.validation import validate
 
 RunInterrupted = ownership.RunInterrupted
+RunFailed = faults.RunFailed
 
-__all__ = ["RunInterrupted", "make_chunk", "run", "validate"]
+__all__ = ["RunFailed", "RunInterrupted", "make_chunk", "run", "validate"]
 
 
 def run(config, out_dir: str, **options) -> dict:
@@ -65,13 +67,23 @@ def run(config, out_dir: str, **options) -> dict:
     ownership.RunInterrupted: SIGTERM or SIGINT arrived; the run finished its
       chunk and saved a checkpoint first (handlers are installed only while
       the training loop runs, and the previous ones restored after).
+    faults.RunFailed: (one line) the run could not go on: a checkpoint save
+      failed (training stopped at it; earlier checkpoints are intact) or XLA
+      ran out of memory. A directory this run created and trained nothing
+      into is removed.
   """
   options = plan_lib.RunOptions(**options)
   plan = plan_lib.plan_run(config, out_dir, options)
-  with ownership.claim(out_dir, options.resume, options.overwrite, plan.main):
-    started = start_lib.start_or_resume(plan, options.initial_states)
-    at, clock = loop.train(plan, started)
-    summary = final.finish_run(plan, started.start.step, at, clock)
-    if options.finish is not None and plan.main:
-      options.finish(out_dir, summary)
-    return summary
+  created = ownership.missing_root(out_dir)
+  try:
+    with ownership.claim(out_dir, options.resume, options.overwrite, plan.main):
+      started = start_lib.start_or_resume(plan, options.initial_states)
+      at, clock = loop.train(plan, started)
+      summary = final.finish_run(plan, started.start.step, at, clock, started.metrics.gaps)
+      if options.finish is not None and plan.main:
+        options.finish(out_dir, summary)
+      return summary
+  except faults.RunFailed:
+    if plan.main:  # after the lock is released: its file goes too
+      ownership.remove_if_untrained(out_dir, created)
+    raise

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from ntm_jax import models
 from ntm_jax import training
+import ntm_jax.runs.faults as faults
 import ntm_jax.runs.rundir as rundir
 import ntm_jax.runs.seed_statistics as seed_statistics
 import ntm_jax.runs.summary as summary_lib
@@ -34,15 +35,20 @@ def test_best_params(plan: RunPlan, states) -> dict:
         training.evaluate_lengths, task=test_task, model_config=config.model,
         lengths=t.test_lengths, batch_size=t.test_batch, memory_size=memory_size), plan.mesh,
         model_config=config.model)
-    results[name] = {key: value[:t.seeds] for key, value in
-                     distributed.gather_seeds(test(states.best_params, test_keys)).items()}
+    with faults.out_of_memory_ends_the_run(f"testing the best parameters ({name})"):
+      tested = distributed.gather_seeds(test(states.best_params, test_keys))
+    results[name] = {key: value[:t.seeds] for key, value in tested.items()}
   return results
 
 
-def finish_run(plan: RunPlan, start_step: int, at: Position, clock: Clock) -> dict:
+def finish_run(plan: RunPlan, start_step: int, at: Position, clock: Clock,
+               metrics_gaps=()) -> dict:
   """Tests the trained seeds, measures their strategy statistics (a task's
   `strategy_statistics`, per seed under "strategy"), writes summary.json, tells the loggers, prints
-  the summary table; returns the summary."""
+  the summary table; returns the summary.
+
+  metrics_gaps: [first, last] steps metrics.jsonl lacks (`rundir.MetricsFile`
+  gaps), recorded as summary.json's "metrics_gaps" (absent when none)."""
   config = plan.config
   test_began = time.perf_counter()
   results = test_best_params(plan, at.states)
@@ -69,6 +75,8 @@ def finish_run(plan: RunPlan, start_step: int, at: Position, clock: Clock) -> di
   summary = summary_lib.summarize(config, host_states, results, timing, param_count,
                                   training.converge_metric(plan.task))
   seed_statistics.add_to_summary(summary, statistics)
+  if metrics_gaps:
+    summary["metrics_gaps"] = [list(gap) for gap in metrics_gaps]
   if plan.main:
     rundir.write_json(os.path.join(plan.out_dir, "summary.json"), summary)
   plan.loggers.finish(summary)

@@ -1,5 +1,6 @@
 """The chunk loop: compiled chunks until the run's last step, each one's
 rows, report and checkpoint, and a clean stop on SIGTERM / SIGINT (`train`)."""
+import contextlib
 import dataclasses
 import time
 from typing import NamedTuple
@@ -7,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 import ntm_jax.runs.checkpoints as checkpoints
+import ntm_jax.runs.faults as faults
 import ntm_jax.runs.ownership as ownership
 import ntm_jax.runs.progress as progress_bar
 import ntm_jax.runs.summary as summary_lib
@@ -44,11 +46,14 @@ def train(plan: RunPlan, started: Started) -> tuple:
   Raises:
     ownership.RunInterrupted: SIGTERM or SIGINT arrived; the chunk under
       way was finished and saved first (a second signal stops at once).
+    faults.RunFailed: (one line) a checkpoint save failed (training stops
+      at that step; the earlier checkpoints are intact), or XLA ran out of
+      memory (the latest completed chunk is saved first).
   """
   t = plan.config.train
   programs, clock = {}, Clock()
   bar = progress_bar.Progress(t.steps, started.start.step, plan.progress)
-  at = started.start
+  at, save_failed = started.start, False
   stop = ownership.StopOnSignal(plan.log, plan.out_dir)
   try:
     with stop:
@@ -61,16 +66,28 @@ def train(plan: RunPlan, started: Started) -> tuple:
   except ownership.RunInterrupted as interrupted:  # a second signal: stop at once
     interrupted.step = at.step
     raise
+  except faults.SaveFailed:
+    save_failed = True  # saving again would only fail again
+    raise
   finally:
-    # Whatever happened, the latest completed state is on disk.
     bar.close()
     started.metrics.close()
-    if at.step > started.start.step and started.manager.latest_step() != at.step:
-      checkpoints.save(started.manager, at.step, at.states)
-    started.manager.close()  # waits for the last save
+    _save_last(started, at, retry=not save_failed)
   if stop.signum is not None:
     raise ownership.RunInterrupted(stop.signum, at.step, plan.out_dir)
   return at, clock
+
+
+def _save_last(started: Started, at: Position, retry: bool) -> None:
+  """Whatever ended the loop, the latest completed state on disk (unless
+  `retry` is off: its save just failed), and the checkpoint manager closed."""
+  try:
+    if retry and at.step > started.start.step and started.manager.latest_step() != at.step:
+      checkpoints.save(started.manager, at.step, at.states)
+  finally:
+    # After a failed save, closing must not hide that failure behind its own.
+    with contextlib.suppress(Exception) if not retry else contextlib.nullcontext():
+      started.manager.close()
 
 
 def _run_chunk(plan: RunPlan, at: Position, programs: dict, clock: Clock, metrics) -> tuple:
@@ -84,11 +101,16 @@ def _run_chunk(plan: RunPlan, at: Position, programs: dict, clock: Clock, metric
   began = time.perf_counter()
   n = min(t.eval_every, t.steps - at.step)
   first_call = n not in programs
-  if first_call:
-    programs[n] = make_chunk(plan.config.model, t, plan.task, plan.mesh, n, plan.optimizer)
-  new_states, step_metrics, eval_metrics = programs[n](at.states, np.int32(at.step))
-  step_metrics, eval_metrics, flags = distributed.gather_seeds(
-      (step_metrics, eval_metrics, (new_states.converged_step, new_states.diverged)))
+  # XLA's out-of-memory error is pages long: it ends the run in one line.
+  with faults.out_of_memory_ends_the_run(
+      f"{'compiling and running' if first_call else 'running'} the training chunk "
+      f"from step {at.step}"):
+    if first_call:
+      programs[n] = make_chunk(plan.config.model, t, plan.task, plan.mesh, n, plan.optimizer)
+    new_states, step_metrics, eval_metrics = programs[n](at.states, np.int32(at.step))
+    # (the chunk runs asynchronously: its failure may surface here)
+    step_metrics, eval_metrics, flags = distributed.gather_seeds(
+        (step_metrics, eval_metrics, (new_states.converged_step, new_states.diverged)))
   elapsed = time.perf_counter() - began
   if first_call:
     clock.compile_s += elapsed  # the first call compiles (and runs one chunk)

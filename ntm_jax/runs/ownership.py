@@ -154,6 +154,45 @@ def claim(out_dir: str, resume: bool, overwrite: bool, main: bool):
   raise refusal or ValueError(f"the main process refused {out_dir}")
 
 
+def missing_root(out_dir: str) -> Optional[str]:
+  """The outermost folder of out_dir's path that does not exist yet (what a
+  run into out_dir creates), or None when out_dir exists."""
+  path, root = os.path.abspath(out_dir), None
+  while not os.path.exists(path):
+    path, root = os.path.dirname(path), path
+  return root
+
+
+def _untrained(out_dir: str) -> bool:
+  """Whether out_dir holds nothing a run trained: at most its lock, its
+  config.json, an empty metrics.jsonl and an empty checkpoints/."""
+  for name in os.listdir(out_dir):
+    path = os.path.join(out_dir, name)
+    empty = (os.listdir(path) == [] if os.path.isdir(path) else os.path.getsize(path) == 0)
+    if not (name in (".lock", "config.json", "config.json.tmp")
+            or (name in ("metrics.jsonl", "checkpoints") and empty)):
+      return False
+  return True
+
+
+def remove_if_untrained(out_dir: str, created: Optional[str]) -> bool:
+  """Removes out_dir, and the folders above it up to `created` (what
+  `missing_root` said before the run), if this run created it and trained
+  nothing into it: a failed run leaves no half-made directory. Whether it did.
+  """
+  if created is None or not os.path.isdir(out_dir) or not _untrained(out_dir):
+    return False
+  shutil.rmtree(out_dir)
+  path = os.path.abspath(out_dir)
+  while path != created and path.startswith(created + os.sep):
+    path = os.path.dirname(path)
+    try:
+      os.rmdir(path)  # only while empty: nothing of anyone else's goes
+    except OSError:
+      break
+  return True
+
+
 def _all_processes_agree(ok: bool) -> bool:
   """The main process's `ok`, on every process."""
   import jax

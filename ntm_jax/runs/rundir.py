@@ -81,14 +81,36 @@ def load_metrics(out_dir: str) -> list:
   return [row for row, _ in read_metrics(path)]
 
 
+def missing_steps(steps, through: int) -> list:
+  """[first, last] of every run of the steps 1..through absent from `steps`
+  (ascending row steps; training steps are numbered from 1)."""
+  gaps, expected = [], 1
+  for step in steps:
+    if step > expected:
+      gaps.append([expected, step - 1])
+    expected = max(expected, step + 1)
+  if expected <= through:
+    gaps.append([expected, through])
+  return gaps
+
+
 class MetricsFile:
-  """metrics.jsonl: one line per training step, lists over seeds."""
+  """metrics.jsonl: one line per training step, lists over seeds.
+
+  Opening it keeps the rows through `keep_through_step` (a resume's
+  checkpoint) and drops a line cut by a crash and every row after it.
+
+  Attributes:
+    gaps: [first, last] of each run of steps up to keep_through_step that
+      has no row (a file cut before the checkpoint a run resumes from).
+  """
 
   def __init__(self, path: str, keep_through_step: int):
     self.path = path
-    kept = [line for _, line in read_metrics(path, keep_through_step)]
+    kept = read_metrics(path, keep_through_step)
+    self.gaps = missing_steps([row["step"] for row, _ in kept], keep_through_step)
     with open(path, "w") as f:
-      f.writelines(kept)
+      f.writelines(line for _, line in kept)
     self.file = open(path, "a")
 
   def write(self, rows) -> None:
@@ -101,6 +123,8 @@ class MetricsFile:
 
 class NoMetricsFile:
   """metrics.jsonl on every host but the first: nothing to write."""
+
+  gaps = ()
 
   def write(self, rows) -> None:
     pass

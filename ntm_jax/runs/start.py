@@ -27,7 +27,8 @@ class Position:
 @dataclasses.dataclass(frozen=True)
 class Started:
   """A started run: where it starts, its orbax checkpoint manager and its
-  metrics.jsonl writer (the chunk loop closes both)."""
+  metrics.jsonl writer (the chunk loop closes both; its `gaps` are the steps
+  the file lacks before the start)."""
   start: Position
   manager: Any
   metrics: Any
@@ -51,10 +52,34 @@ def start_or_resume(plan: RunPlan, initial_states=None) -> Started:
   manager = checkpoints.manager(plan.out_dir)
   if plan.resume:
     start = _resumed(plan, manager, start)
+    if plan.main:  # only now: a refused resume leaves the directory as it was
+      _remove_unfinished_saves(plan)
   _announce(plan)
   metrics = (rundir.MetricsFile(os.path.join(plan.out_dir, "metrics.jsonl"), start.step)
              if plan.main else rundir.NoMetricsFile())
+  _warn_of_a_cut(plan, metrics.gaps, start.step)
   return Started(start, manager, metrics)
+
+
+def _remove_unfinished_saves(plan: RunPlan) -> None:
+  """The folders of saves that never finished (a full disk, a kill), which
+  orbax would leave forever; this process owns the directory, so none is
+  being written."""
+  removed = checkpoints.remove_unfinished(plan.out_dir)
+  if removed:
+    plan.log(f"removed {len(removed)} unfinished checkpoint folder(s) a failed save left "
+             f"in {checkpoints.directory(plan.out_dir)}: {', '.join(removed)}")
+
+
+def _warn_of_a_cut(plan: RunPlan, gaps: list, step: int) -> None:
+  """One line when metrics.jsonl ends before the checkpoint resumed from
+  (the file was cut by a crash): those steps stay missing from the curves.
+  Older gaps were said at their own resume; summary.json lists them all."""
+  if gaps and gaps[-1][1] == step:
+    first, last = gaps[-1]
+    plan.log(f"warning: metrics.jsonl has no rows for steps {first}-{last} (cut before "
+             f"the checkpoint at step {step}); those steps' evaluations are missing "
+             "from the learning curves")
 
 
 def _resumed(plan: RunPlan, manager, fresh: Position) -> Position:
