@@ -270,6 +270,9 @@ def render_block(key: str, results_dir: str = RESULTS_DIR) -> str:
     return render_compare(key.split()[1:], results_dir)
   if key.startswith("table "):
     return render_table(key.split()[1], results_dir)
+  if key.startswith("failures "):
+    from experiments.report_failures import render_failures
+    return render_failures(key.split()[1:], results_dir)
   if os.path.isfile(os.path.join(results_dir, key, "summary.json")):
     return render_run(load_run(key, results_dir))
   return "\n\n".join(render_run(load_run(f"{key}/{n}", results_dir))

@@ -132,3 +132,36 @@ def test_recording_a_directory_that_is_not_a_run_is_refused(tmp_path):
   with pytest.raises(ValueError, match="not a finished run directory"):
     report.add(str(tmp_path), str(tmp_path / "dest"))
   assert not os.path.exists(tmp_path / "dest")
+
+
+def _failure_record(failed, bit_errors, early, causes):
+  return {"failed": failed, "bit_errors": bit_errors, "causes": dict(zip(
+      ("overwritten", "misplaced", "blurred"), causes)),
+      "first_step_third": {"early": early, "middle": 0, "late": failed - early}}
+
+
+def test_the_failures_table_counts_seeds_and_sequences(tmp_path):
+  import json
+  from experiments import report_failures
+  for name, under in (("copy/default", 2), ("copy/factors/b", 1)):
+    summary = {"aggregate": {"seeds_under_1_bit_error_by_length": {"10": 3, "120": under}}}
+    os.makedirs(tmp_path / name)
+    with open(tmp_path / name / "summary.json", "w") as f:
+      json.dump(summary, f)
+  seeds = [_failure_record(0, 0.0, 0, (0, 0, 0)), _failure_record(1, 0.9, 1, (0, 1, 0)),
+           _failure_record(10, 8.0, 6, (2, 7, 1))]
+  for name in ("copy/default", "copy/factors/b"):
+    with open(tmp_path / name / "failures_L120.json", "w") as f:
+      json.dump({"length": 120, "sequences": 100, "memory_size": 128, "seeds": seeds}, f)
+  os.makedirs(tmp_path / "copy/factors/no_failures_file")
+  text = report_failures.render_failures(["copy/default", "copy/factors"], str(tmp_path))
+  rows = [line for line in text.splitlines() if line.startswith("| default") or
+          line.startswith("| b ")]
+  # 2 of 3 seeds under 1 bit error; 1 fails none; the median seed fails 1
+  # sequence of 100; 11 failed, 7 early; causes 2 / 8 / 1.
+  assert rows == ["| default | 2/3 | 2/3 | 1 | 1.00% | 11 | 7 | 2 / 8 / 1 |",
+                  "| b | 1/3 | 2/3 | 1 | 1.00% | 11 | 7 | 2 / 8 / 1 |"]
+  with open(tmp_path / "copy/factors/b/failures_L120.json", "w") as f:
+    json.dump({"length": 120, "sequences": 50, "memory_size": 128, "seeds": seeds}, f)
+  with pytest.raises(ValueError, match="other sequences"):
+    report_failures.render_failures(["copy/default", "copy/factors"], str(tmp_path))
