@@ -14,7 +14,9 @@ recorded again into the same folder).
 RESULTS.md holds blocks between `<!-- report: KEY -->` and `<!-- /report -->`
 lines; this command rewrites what is between them and nothing else. KEY is
 `TASK` (every run under results/TASK/, one table row each) or `TASK/NAME`
-(one run), or `compare TASK/A TASK/B` (runs at equal training sequences).
+(one run), `compare TASK/A TASK/B` (runs at equal training sequences),
+`table FOLDER` (one summary row per run) or `failures KEY [KEY ...]` (the
+runs' per-sequence copy failures, `experiments/report_failures.py`).
 Every median here is NumPy's (the mean of the middle two for an even count),
 over the seeds that did not diverge, as in summary.json.
 """
