@@ -156,16 +156,13 @@ def test_the_state_is_every_seed_s_train_state():
 def _xla(config, program):
   """XLA's memory_analysis of the engine's chunk or test program on one CPU
   device, for the seeds one device holds."""
-  from ntm_jax.runs import engine
+  from ntm_jax.runs.chunks import make_chunk
   t, model = config.train, config.model
   task = config.make_task()
   seeds = training.padded_seed_count(t.seeds, 1, training.default_group_target("cpu", model))
   states = jax.eval_shape(lambda: training.init_states(model, t, seeds))
   if program == "chunk":
-    fn = training.make_seed_parallel(functools.partial(
-        training.train_chunk, task=task, model_config=model, config=t), None,
-        model_config=model, in_axes=(0, None))
-    compiled = fn.lower(states, np.int32(0)).compile()
+    compiled = make_chunk(model, t, task).lower(states, np.int32(0)).compile()
   else:
     fn = training.make_seed_parallel(functools.partial(
         training.evaluate_lengths, task=task, model_config=model, lengths=t.test_lengths,
