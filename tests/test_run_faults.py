@@ -120,6 +120,10 @@ def test_resuming_after_a_failed_save_continues_from_the_checkpoint_before(
     (OSError(errno.EACCES, "Permission denied"), "permission denied", False),
     (ValueError("Error writing local file \"/d/x\": No space left on device [source]"),
      "no space left on device", True),
+    # What TensorStore raised when a 3 MB tmpfs filled up during a save:
+    (ValueError('RESOURCE_EXHAUSTED: Error writing "above_count/1" in OCDBT database at '
+                'local file "/d/ocdbt.process_0/": Failed writing: '),
+     "no space left on device (the storage refused a write: RESOURCE_EXHAUSTED)", True),
     (RuntimeError("orbax went away\nwith a second line"), "orbax went away", False)])
 def test_a_save_failure_names_its_cause_and_where_to_resume(error, cause, room):
   wrapped = RuntimeError("commit failed")

@@ -72,6 +72,11 @@ def save(checkpoint_manager, step: int, states) -> None:
       checkpoint_manager.save(step, args=ocp.args.StandardSave(_stored(states)))
       checkpoint_manager.wait_until_finished()
   except Exception as error:  # orbax and TensorStore raise bare Exceptions
+    # The failed write's other TensorStore futures finish later, on threads,
+    # into orbax's closed event loop, each printing a traceback ("Event loop
+    # is closed") through sys.unraisablehook, until the process exits. The
+    # run ends here with its one line: nothing after it is worth printing.
+    sys.unraisablehook = lambda unraisable: None
     raise faults.save_failed(error, step, checkpoint_manager.directory, previous) from None
 
 

@@ -53,6 +53,10 @@ def save_cause(error: BaseException) -> tuple:
   text = one_line(error)
   if "no space left on device" in text.lower():  # TensorStore says it in words
     return "no space left on device", True
+  if text.startswith("RESOURCE_EXHAUSTED") and "writing" in text.lower():
+    # TensorStore's code for a write the file system refused for room (a
+    # full disk or quota); its message names the file but not the errno.
+    return "no space left on device (the storage refused a write: RESOURCE_EXHAUSTED)", True
   return text, False
 
 
