@@ -17,7 +17,7 @@ import numpy as np
 
 
 def _failures(run_dir: str):
-  """The run's one failures file as (length, dict), or None."""
+  """The run's failures file (the last by name if several), or None."""
   paths = sorted(glob.glob(os.path.join(run_dir, "failures_L*.json")))
   if not paths:
     return None
