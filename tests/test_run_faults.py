@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import shutil
+import sys
 
 import jax
 import pytest
@@ -81,6 +82,27 @@ def test_a_failed_save_stops_the_run_at_that_step_in_one_line(tmp_path, monkeypa
   _, states = checkpoints.load_run(str(out_dir))
   assert states.step.tolist() == [50, 50]
   assert not (out_dir / "summary.json").exists()
+
+
+def test_after_a_failed_save_only_the_failed_writes_reports_are_dropped(tmp_path, monkeypatch):
+  """Research code that trains in-process keeps its own unraisable reports
+  after a failed save; the failed write's "Event loop is closed" ones go."""
+  reports = []
+  monkeypatch.setattr(sys, "unraisablehook", reports.append)
+  _disk_full_on_second_save(monkeypatch, "save")
+  with pytest.raises(faults.SaveFailed):
+    _run(tmp_path / "run", [])
+
+  class Raising:
+    def __init__(self, error):
+      self.error = error
+
+    def __del__(self):
+      raise self.error
+
+  Raising(RuntimeError("Event loop is closed"))  # dropped as it is collected
+  Raising(ValueError("research code's own"))
+  assert [str(report.exc_value) for report in reports] == ["research code's own"]
 
 
 def test_resume_removes_the_folder_a_failed_save_left(tiny_run_dir, tmp_path):

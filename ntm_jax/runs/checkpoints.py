@@ -67,17 +67,46 @@ def save(checkpoint_manager, step: int, states) -> None:
   """
   import orbax.checkpoint as ocp
   previous = checkpoint_manager.latest_step()  # complete: every save is waited for
+  # A failed write's other TensorStore futures finish on threads, into
+  # orbax's closed event loop, each printing a traceback ("Event loop is
+  # closed") through sys.unraisablehook: some while the save is failing,
+  # some later, until the process exits. The run says the failure in one
+  # line, so those reports are dropped from the start of the save and, after
+  # a failure, for good; any other report still reaches the hook.
+  hook = sys.unraisablehook
+  sys.unraisablehook = _dropping_failed_write_reports(hook)
   try:
     with _quiet_orbax_errors():
       checkpoint_manager.save(step, args=ocp.args.StandardSave(_stored(states)))
       checkpoint_manager.wait_until_finished()
   except Exception as error:  # orbax and TensorStore raise bare Exceptions
-    # The failed write's other TensorStore futures finish later, on threads,
-    # into orbax's closed event loop, each printing a traceback ("Event loop
-    # is closed") through sys.unraisablehook, until the process exits. The
-    # run ends here with its one line: nothing after it is worth printing.
-    sys.unraisablehook = lambda unraisable: None
     raise faults.save_failed(error, step, checkpoint_manager.directory, previous) from None
+  sys.unraisablehook = hook
+
+
+def _dropping_failed_write_reports(hook):
+  """`hook`, but silent on what a failed orbax/TensorStore write reports late;
+  anything else (research code's own objects) still reaches `hook`."""
+  def filtered(unraisable):
+    if not _from_failed_write(unraisable):
+      hook(unraisable)
+  return filtered
+
+
+def _from_failed_write(unraisable) -> bool:
+  if "Event loop is closed" in str(unraisable.exc_value):
+    return True
+  if any(name in repr(unraisable.object) for name in _WRITER_MODULES):
+    return True
+  frame = unraisable.exc_traceback
+  while frame is not None:
+    if any(name in frame.tb_frame.f_code.co_filename for name in _WRITER_MODULES):
+      return True
+    frame = frame.tb_next
+  return False
+
+
+_WRITER_MODULES = ("orbax", "tensorstore")
 
 
 @contextlib.contextmanager
