@@ -2,6 +2,7 @@
 the long test.
 
     python -m experiments.strategy RUN_DIR [RUN_DIR ...] [--table=false]
+        [--rule "delimiter_offset_train>0.0625"]
 
 For every seed's reported parameters: the task's strategy statistics
 (`ntm_jax.analysis.strategy`) at the training length and at length 120.
@@ -12,8 +13,10 @@ writable. Prints the per-seed table of each run, then, for the
 training-length statistics, over the seeds of all RUN_DIRs pooled: how well
 each separates the seeds that fail length 120 (>= 1 bit error per
 sequence) from those that pass (ROC AUC, and the best single threshold with
-its confusion counts). No training: about ten seconds per run, most of it
-compiling the model at two lengths.
+its confusion counts). With --rule, a cut chosen beforehand (on other
+runs) is applied to these seeds as well, printed and written into each
+strategy.json as "rule": a held-out check. No training: about ten seconds
+per run, most of it compiling the model at two lengths.
 """
 import os
 import sys
@@ -22,6 +25,24 @@ from absl import app
 from absl import flags
 
 _TABLE = flags.DEFINE_bool("table", True, "Print each run's per-seed table of statistics.")
+_RULE = flags.DEFINE_string(
+    "rule", None, 'A fixed rule "STATISTIC>VALUE" or "STATISTIC<VALUE" (fail if '
+    'so), applied to the seeds as a held-out check.')
+
+
+def parse_rule(text):
+  """"NAME>VALUE" or "NAME<VALUE" -> (name, "above" | "below", value); None
+  for None. ValueError (one line) otherwise."""
+  if text is None:
+    return None
+  for sign, direction in ((">", "above"), ("<", "below")):
+    name, found, value = text.partition(sign)
+    if found and name.strip():
+      try:
+        return name.strip(), direction, float(value)
+      except ValueError:
+        break
+  raise ValueError(f'--rule must be "STATISTIC>VALUE" or "STATISTIC<VALUE", got {text!r}')
 
 
 def _check_inputs(run_dirs) -> None:
@@ -93,14 +114,24 @@ def format_separation(separation: dict, seeds: int, runs: int) -> list:
   return lines
 
 
-def report(run_dirs, table: bool = True, log=print) -> list:
-  """Everything the command does; returns the pooled seed records."""
+def format_rule(counts: dict) -> str:
+  sign = ">" if counts["direction"] == "above" else "<"
+  return (f"rule: fail if {counts['name']} {sign} {counts['threshold']:g}: flags "
+          f"{counts['flagged']} of {counts['n']} seeds, {counts['tp']} of them failing; of "
+          f"the {counts['tn'] + counts['fn']} not flagged, {counts['tn']} pass "
+          f"(tp {counts['tp']} fp {counts['fp']} tn {counts['tn']} fn {counts['fn']})")
+
+
+def report(run_dirs, table: bool = True, log=print, rule=None) -> list:
+  """Everything the command does; returns the pooled seed records. `rule`:
+  `parse_rule`'s (name, direction, threshold) or None."""
   from ntm_jax.analysis import strategy, strategy_plots
   from ntm_jax.runs import checkpoints, rundir
   pooled = []
   for run_dir in run_dirs:
     config, summary = checkpoints.load_config(run_dir), checkpoints.load_summary(run_dir)
     records = strategy.seed_records(run_dir, strategy.run_statistics(run_dir), summary)
+    _check_rule_names(rule, records, run_dir)
     pooled += records
     settings = strategy.probe_settings(config, config.make_task())
     log(f"{run_dir}: {len(records)} seeds; probed on {settings['sequences']} sequences "
@@ -113,9 +144,10 @@ def report(run_dirs, table: bool = True, log=print) -> list:
       log(f"note: {run_dir} is not writable: strategy.json and its plots not written")
       continue
     own = strategy.separation(records)
+    extra = {} if rule is None else {"rule": strategy.rule_counts(records, *rule)}
     rundir.write_json(os.path.join(run_dir, "strategy.json"), {
         "probe": settings, "fail_bit_errors": strategy.FAIL_BIT_ERRORS,
-        "seeds": records, "separation_train": own})
+        "seeds": records, "separation_train": own, **extra})
     written = [os.path.join(run_dir, "strategy.json")]
     written += strategy_plots.draw_run(run_dir, summary, os.path.join(run_dir, "plots"),
                                        records=records)
@@ -123,7 +155,15 @@ def report(run_dirs, table: bool = True, log=print) -> list:
   log("")
   for line in format_separation(strategy.separation(pooled), len(pooled), len(run_dirs)):
     log(line)
+  if rule is not None:
+    _check_rule_names(rule, pooled, "these runs")
+    log(format_rule(strategy.rule_counts(pooled, *rule)))
   return pooled
+
+
+def _check_rule_names(rule, records, where) -> None:
+  if rule is not None and not any(rule[0] in r["statistics"] for r in records):
+    raise ValueError(f"--rule: {where} record no statistic {rule[0]!r}")
 
 
 def main(argv):
@@ -132,8 +172,9 @@ def main(argv):
   # The same directory given twice would count its seeds twice.
   run_dirs = list(dict.fromkeys(os.path.normpath(d) for d in argv[1:]))
   try:
+    rule = parse_rule(_RULE.value)
     _check_inputs(run_dirs)
-    report(run_dirs, table=_TABLE.value)
+    report(run_dirs, table=_TABLE.value, rule=rule)
   except ValueError as error:
     sys.exit(f"error: {error}")
 

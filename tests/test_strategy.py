@@ -175,6 +175,20 @@ def test_separation_pools_seeds_with_a_known_outcome_and_value():
   assert out["a_train"]["threshold"] == 2.5
 
 
+def test_a_fixed_rule_counts_flagged_seeds_against_their_outcome():
+  def record(value, errors):
+    return {"fails_L120": None if errors is None else errors >= 1,
+            "statistics": {"offset_train": value}}
+  # offsets 0, 0, 1, 2, 0.5 with outcomes pass, fail, fail, pass, fail; two not counted
+  records = [record(0.0, 0.0), record(0.0, 3.0), record(1.0, 200.0), record(2.0, 0.2),
+             record(0.5, 1.0), record(None, 5.0), record(4.0, None)]
+  above = strategy.rule_counts(records, "offset_train", "above", 0.25)
+  assert {k: above[k] for k in ("n", "flagged", "tp", "fp", "tn", "fn")} == {
+      "n": 5, "flagged": 3, "tp": 2, "fp": 1, "tn": 1, "fn": 1}
+  below = strategy.rule_counts(records, "offset_train", "below", 0.25)
+  assert (below["flagged"], below["tp"], below["fp"], below["tn"], below["fn"]) == (2, 1, 1, 1, 2)
+
+
 # The copy hook on real models ------------------------------------------------------
 
 
@@ -302,6 +316,38 @@ def test_the_command_only_prints_when_it_cannot_write(run_with_long_test, monkey
       f"note: {run_with_long_test} is not writable: strategy.json and its plots not written"]
   assert before == sorted(os.listdir(run_with_long_test)) + sorted(
       os.listdir(os.path.join(run_with_long_test, "plots")))
+
+
+def test_a_fixed_rule_is_printed_and_recorded(run_with_long_test):
+  lines = []
+  records = command.report([run_with_long_test], log=lines.append,
+                           rule=command.parse_rule("delimiter_offset_train>-1"))
+  # Every finite offset is above -1: each seed with a known outcome is flagged.
+  known = [r for r in records if r["fails_L120"] is not None
+           and r["statistics"].get("delimiter_offset_train") is not None]
+  failing = sum(r["fails_L120"] for r in known)
+  assert (len(known), failing) == (2, 1)  # the fixture's two seeds, one failing
+  assert lines[-1].startswith(f"rule: fail if delimiter_offset_train > -1: flags "
+                              f"{len(known)} of {len(known)} seeds, {failing} of them failing")
+  with open(os.path.join(run_with_long_test, "strategy.json")) as f:
+    recorded = json.load(f)["rule"]
+  assert (recorded["flagged"], recorded["tp"], recorded["tn"], recorded["fn"]) == (
+      len(known), failing, 0, 0)
+
+
+@pytest.mark.parametrize("text", ["delimiter_offset_train", ">0.5", "x>abc", "x=1"])
+def test_a_malformed_rule_is_refused_in_one_line(text):
+  with pytest.raises(ValueError, match="--rule must be") as error:
+    command.parse_rule(text)
+  assert "\n" not in str(error.value)
+
+
+def test_a_rule_on_an_unknown_statistic_writes_nothing(run_with_long_test):
+  before = sorted(os.listdir(run_with_long_test))
+  with pytest.raises(ValueError, match="record no statistic 'no_such_train'"):
+    command.report([run_with_long_test], log=lambda line: None,
+                   rule=command.parse_rule("no_such_train<3"))
+  assert sorted(os.listdir(run_with_long_test)) == before and "strategy.json" not in before
 
 
 def test_bad_run_dirs_are_refused_in_one_line(tmp_path, tiny_run_dir):

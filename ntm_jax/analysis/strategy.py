@@ -139,3 +139,25 @@ def separation(records: list, suffix: str = "_train") -> dict:
                  "auc": _json_number(roc_auc(scores, positive)),
                  **best_threshold(scores, positive)}
   return out
+
+
+def rule_counts(records: list, name: str, direction: str, threshold: float) -> dict:
+  """A rule fixed beforehand ("fail if statistic `name` is `direction`
+  ("above" or "below") `threshold`"), applied to the seeds of `records`
+  with a known outcome and a finite value: a held-out check of a cut that
+  `best_threshold` chose on other runs.
+
+  Returns:
+    {"name", "direction", "threshold", "n", "flagged", "tp" (flagged and
+     failing), "fp", "tn", "fn"}.
+  """
+  fails = f"fails_L{LONG_LENGTH}"
+  rows = [(r["statistics"][name], r[fails]) for r in records
+          if r[fails] is not None and r["statistics"].get(name) is not None]
+  scores = np.array([s for s, _ in rows], float)
+  positive = np.array([f for _, f in rows], bool)
+  called = scores > threshold if direction == "above" else scores < threshold
+  return {"name": name, "direction": direction, "threshold": float(threshold),
+          "n": len(rows), "flagged": int(called.sum()),
+          "tp": int(np.sum(called & positive)), "fp": int(np.sum(called & ~positive)),
+          "tn": int(np.sum(~called & ~positive)), "fn": int(np.sum(~called & positive))}
