@@ -127,15 +127,11 @@ def separation(records: list, suffix: str = "_train") -> dict:
     {name: {"n": seeds counted, "failing": how many of them fail, "auc":
      `roc_auc` with failing as positive, **`best_threshold`}}.
   """
-  fails = f"fails_L{LONG_LENGTH}"
   names = sorted({name for r in records for name in r["statistics"] if name.endswith(suffix)})
   out = {}
   for name in names:
-    rows = [(r["statistics"][name], r[fails]) for r in records
-            if r[fails] is not None and r["statistics"].get(name) is not None]
-    scores = np.array([s for s, _ in rows], float)
-    positive = np.array([f for _, f in rows], bool)
-    out[name] = {"n": len(rows), "failing": int(positive.sum()),
+    scores, positive = _known(records, name)
+    out[name] = {"n": len(scores), "failing": int(positive.sum()),
                  "auc": _json_number(roc_auc(scores, positive)),
                  **best_threshold(scores, positive)}
   return out
@@ -151,13 +147,19 @@ def rule_counts(records: list, name: str, direction: str, threshold: float) -> d
     {"name", "direction", "threshold", "n", "flagged", "tp" (flagged and
      failing), "fp", "tn", "fn"}.
   """
+  scores, positive = _known(records, name)
+  called = scores > threshold if direction == "above" else scores < threshold
+  return {"name": name, "direction": direction, "threshold": float(threshold),
+          "n": len(scores), "flagged": int(called.sum()),
+          "tp": int(np.sum(called & positive)), "fp": int(np.sum(called & ~positive)),
+          "tn": int(np.sum(~called & ~positive)), "fn": int(np.sum(~called & positive))}
+
+
+def _known(records: list, name: str):
+  """(scores [n] float, failing [n] bool) of statistic `name` over the seeds
+  of `records` with a known outcome and a recorded value."""
   fails = f"fails_L{LONG_LENGTH}"
   rows = [(r["statistics"][name], r[fails]) for r in records
           if r[fails] is not None and r["statistics"].get(name) is not None]
-  scores = np.array([s for s, _ in rows], float)
-  positive = np.array([f for _, f in rows], bool)
-  called = scores > threshold if direction == "above" else scores < threshold
-  return {"name": name, "direction": direction, "threshold": float(threshold),
-          "n": len(rows), "flagged": int(called.sum()),
-          "tp": int(np.sum(called & positive)), "fp": int(np.sum(called & ~positive)),
-          "tn": int(np.sum(~called & ~positive)), "fn": int(np.sum(~called & positive))}
+  return (np.array([s for s, _ in rows], float).reshape(-1),
+          np.array([f for _, f in rows], bool).reshape(-1))
