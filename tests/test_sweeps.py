@@ -20,10 +20,11 @@ from conftest import load_experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # sweeps/<experiment>.yaml: each experiment's broad sweep, shipped with the
-# package; sweeps/studies/<experiment>_<study>.yaml: one study's focused
-# screens, kept in the repository only.
+# package; sweeps/studies/<experiment>_<study>.yaml (or a folder of them):
+# one study's focused screens, kept in the repository only.
 TASK_YAMLS = sorted(glob.glob(os.path.join(ROOT, "sweeps", "*.yaml")))
-STUDY_YAMLS = sorted(glob.glob(os.path.join(ROOT, "sweeps", "studies", "*.yaml")))
+STUDY_YAMLS = sorted(glob.glob(os.path.join(ROOT, "sweeps", "studies", "**", "*.yaml"),
+                               recursive=True))
 YAMLS = TASK_YAMLS + STUDY_YAMLS
 SAMPLE_SUMMARY = {"aggregate": {"seeds": 4, "converged": 3, "diverged": 1,
                                 "steps_to_converge": {"q1": 1.0, "median": 2.0, "q3": 3.0},
@@ -90,7 +91,9 @@ def test_the_sweep_is_a_standard_wandb_sweep(path):
   name = os.path.splitext(os.path.basename(path))[0]
   experiment = _module(sweep).split(".")[1]
   if path in STUDY_YAMLS:
-    assert name.startswith(experiment + "_"), name
+    # A study folder carries the experiment's name for all its files.
+    study = os.path.relpath(path, os.path.join(ROOT, "sweeps", "studies")).split(os.sep)[0]
+    assert study.startswith(experiment + "_"), study
     return
   assert name == experiment, name
   for required in ("lr", "clip_norm", "optimizer", "controller", "controller_size",
