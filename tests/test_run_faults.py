@@ -105,6 +105,7 @@ def test_after_a_failed_save_only_the_failed_writes_reports_are_dropped(tmp_path
   assert [str(report.exc_value) for report in reports] == ["research code's own"]
 
 
+@pytest.mark.slow
 def test_resume_removes_the_folder_a_failed_save_left(tiny_run_dir, tmp_path):
   out_dir = tmp_path / "run"
   shutil.copytree(tiny_run_dir, out_dir)
@@ -121,6 +122,7 @@ def test_resume_removes_the_folder_a_failed_save_left(tiny_run_dir, tmp_path):
              for m in messages) == 1
 
 
+@pytest.mark.slow
 def test_resuming_after_a_failed_save_continues_from_the_checkpoint_before(
     tmp_path, monkeypatch):
   out_dir = tmp_path / "run"
@@ -167,6 +169,7 @@ def _cut_metrics(out_dir, at_step: int) -> None:
   path.write_text("".join(lines[:cut]) + lines[cut][:len(lines[cut]) // 2])
 
 
+@pytest.mark.slow
 def test_a_metrics_file_cut_before_the_checkpoint_is_one_warning_and_in_the_summary(
     tiny_run_dir, tmp_path):
   out_dir = tmp_path / "run"
@@ -228,6 +231,7 @@ def test_out_of_memory_before_any_step_is_one_line_and_leaves_no_directory(
   assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_out_of_memory_later_keeps_the_run_and_saves_the_last_chunk(tmp_path, monkeypatch):
   _out_of_memory_on_call(monkeypatch, 3)  # checkpoint_every 50: step 100 saved, then fails
   out_dir = tmp_path / "run"

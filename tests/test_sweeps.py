@@ -145,8 +145,11 @@ def test_args_are_formatted_exactly_as_the_wandb_agent_formats_them():
     assert ours[form] == agent[form], form
 
 
+# Each trial's check compiles its first batch: the fast tier checks two
+# trials of each sweep, the slow tier ten.
+@pytest.mark.parametrize("count", [2, pytest.param(10, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("path", YAMLS, ids=os.path.basename)
-def test_trial_configs_pass_the_experiment_s_checks(path):
+def test_trial_configs_pass_the_experiment_s_checks(path, count):
   """What a trial would fail on in its first second (bad bounds, memory) fails here."""
   from experiments import common
   sweep = sweep_run.load(path)
@@ -155,7 +158,7 @@ def test_trial_configs_pass_the_experiment_s_checks(path):
   was_parsed = flags.FLAGS.is_parsed()
   with flagsaver.flagsaver():
     try:
-      for parameters in sweep_run.trials(sweep, 10, seed=2):
+      for parameters in sweep_run.trials(sweep, count, seed=2):
         flags.FLAGS([module] + sweep_run.command(sweep, parameters)[3:])
         common.config_from_flags(module.split(".")[1], options)
     finally:

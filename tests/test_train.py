@@ -473,6 +473,7 @@ def test_each_step_trains_on_the_memory_size_its_step_draws():
   np.testing.assert_allclose(np.bincount(draws), [200] * 3, atol=50)
 
 
+@pytest.mark.slow
 def test_the_eval_memory_changes_the_evaluation_and_nothing_else():
   config = dataclasses.replace(CONFIG, seeds=2, eval_every=3)
   states = train.init_states(MODEL, config, 2)
