@@ -117,6 +117,18 @@ def test_best_seed_prefers_converged_then_fewest_errors_at_the_longest_length():
   assert checkpoints.best_seed(summary) == 2
 
 
+def test_best_seed_of_a_predictive_task_ranks_by_bits_over_the_optimum():
+  # Seed 0 has the fewest thresholded bit errors, but seed 1 predicts
+  # closest to the optimum (excess 1.0 bit against 5.0); seed 2 is not
+  # converged, so it ranks last however close it is.
+  seed = lambda c, errors, bits, optimal: {  # noqa: E731
+      "converged_step": c, "bit_errors_by_length": {"200": errors},
+      "bits_by_length": {"200": bits}, "optimal_bits_by_length": {"200": optimal}}
+  summary = {"seeds": [seed(100, 40.0, 135.0, 130.0), seed(900, 45.0, 141.0, 140.0),
+                       seed(None, 50.0, 120.0, 119.9)]}
+  assert checkpoints.best_seed(summary) == 1
+
+
 @pytest.mark.slow
 def test_inspect_cli_redraws_any_seed_length_and_a_larger_memory(run_copy, tmp_path):
   run_dir = run_copy

@@ -286,14 +286,27 @@ def seed_params(states, index: int, best: bool = True):
 
 
 def best_seed(summary: dict) -> int:
-  """Index of the best seed: converged seeds first, then the fewest bit
-  errors at the longest test length (unknown errors last), then the lowest
-  index."""
+  """Index of the best seed: converged seeds first, then the lowest error at
+  the longest test length (unknown errors last), then the lowest index.
+
+  The error is the task's quality measure at that length: for a predictive
+  task whose summary records `optimal_bits_by_length` (N-grams), the excess
+  of the seed's bits over the Bayes optimum on the same sequences, since its
+  thresholded bit errors stay high even at the optimum; for every other task,
+  the bit errors.
+  """
   seeds = summary["seeds"]
   longest = str(max(int(n) for n in seeds[0]["bit_errors_by_length"]))
 
+  def error(seed):
+    optimal = seed.get("optimal_bits_by_length", {}).get(longest)
+    if optimal is not None:
+      bits = seed.get("bits_by_length", {}).get(longest)
+      return None if bits is None else bits - optimal
+    return seed["bit_errors_by_length"].get(longest)
+
   def rank(item):
     i, seed = item
-    error = seed["bit_errors_by_length"].get(longest)
-    return (seed["converged_step"] is None, float("inf") if error is None else error, i)
+    e = error(seed)
+    return (seed["converged_step"] is None, float("inf") if e is None else e, i)
   return min(enumerate(seeds), key=rank)[0]
